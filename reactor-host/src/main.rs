@@ -1,0 +1,38 @@
+//! `reactor`: parse the command line, set up logging, run, exit with the outcome's code.
+
+mod app;
+mod build_json;
+mod cli;
+mod dockerfile;
+mod engine;
+mod plugins;
+mod source;
+mod state;
+mod workflow;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(app::run(cli))
+}
+
+/// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
+/// crates' at warn. RUST_LOG, when set, replaces this entirely.
+fn init_logging(verbose: bool, quiet: bool) {
+    let level = if verbose { "debug" } else if quiet { "warn" } else { "info" };
+    let default = format!("warn,reactor={level},plugin={level}");
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .init();
+}

@@ -1,0 +1,11 @@
+//! The built-in plugins, one file each, named `<phase>_<key>.rs` so a listing reads as the
+//! workflow. They implement the same public [`Plugin`] trait as loaded plugins.
+
+mod pre_dockerfile_content;
+
+use reactor_plugin_api::Plugin;
+
+/// Every built-in plugin. If it is not on this list, it is not registered.
+pub fn all() -> Vec<Box<dyn Plugin>> {
+    vec![Box::new(pre_dockerfile_content::DockerfileContent)]
+}
