@@ -1,0 +1,12 @@
+//! reactor's end-to-end tests: the real `reactor` binary against a real Docker engine, real git
+//! repositories, real plugin shared objects and a real HTTP listener. Nothing is mocked, and
+//! nothing is skipped: without an engine (`scripts/setup.sh` starts one) these tests fail.
+
+mod util;
+
+mod build_json;
+mod engine;
+mod errors;
+mod plugins;
+mod seed;
+mod source;

@@ -56,7 +56,12 @@ pub async fn run(request: &BuildRequest, plan: &Plan) -> Outcome {
     }
     let exit_failure = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true).await.err();
     drop(source);
-    let image_id = shared.state().build_result.as_ref().and_then(|r| r.image_id.clone());
+    let state = shared.state();
+    for run in &state.runs {
+        let how = run.error.as_deref().map_or("ok".to_owned(), |e| format!("failed: {e}"));
+        log::debug!("{} plugin '{}': {:.3}s, {how}", run.phase, run.key, run.duration.as_secs_f64());
+    }
+    let image_id = state.build_result.as_ref().and_then(|r| r.image_id.clone());
     Outcome { failure: failure.or(exit_failure.map(Failure::Plugin)), image: request.image.clone(), image_id }
 }
 

@@ -38,13 +38,16 @@ fn write_tar(dir: &Path, ignore: &DockerIgnore, always: &[String], out: &mut Cha
     tar.follow_symlinks(false);
     let walker = WalkDir::new(dir).follow_links(false).sort_by_file_name().min_depth(1);
     let mut entries = walker.into_iter().filter_entry(|entry| {
+        if ignore.is_empty() {
+            return true;
+        }
         let rel = relative(dir, entry.path());
         // Prune an excluded directory unless an exception pattern may re-include something in it.
         !(entry.file_type().is_dir() && ignore.is_excluded(&rel) && !ignore.may_reinclude_below(&rel))
     });
     while let Some(entry) = entries.next().transpose().map_err(io::Error::from)? {
         let rel = relative(dir, entry.path());
-        if ignore.is_excluded(&rel) && !always.contains(&rel) {
+        if !ignore.is_empty() && ignore.is_excluded(&rel) && !always.contains(&rel) {
             continue;
         }
         tar.append_path_with_name(entry.path(), &rel).map_err(|e| {

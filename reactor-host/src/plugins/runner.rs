@@ -48,7 +48,7 @@ pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Sha
             state.runs.push(PluginRun { phase, key: key.clone(), duration, error: error.clone() });
         }
         let Some(message) = error else {
-            log::debug!("{phase} plugin '{key}' finished in {:.3}s", duration.as_secs_f64());
+            log::debug!("{phase} plugin '{key}' finished in {:.3}s, returning {}", duration.as_secs_f64(), shorten(&result_text(shared, phase, &key)));
             continue;
         };
         if planned.allowed_to_fail() {
@@ -63,4 +63,18 @@ pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Sha
         first_fatal.get_or_insert(failure);
     }
     first_fatal.map_or(Ok(()), Err)
+}
+
+/// The JSON text of a stored result.
+fn result_text(shared: &Shared, phase: Phase, key: &str) -> String {
+    shared.state().results.get(&phase).and_then(|r| r.get(key)).map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// At most about 2000 characters, cut at a character boundary.
+fn shorten(text: &str) -> String {
+    const MAX: usize = 2000;
+    match text.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
+        None => text.to_owned(),
+    }
 }

@@ -1,0 +1,112 @@
+//! Test fixtures for reactor's end-to-end tests, exported from one shared object as a vendor
+//! would ship several plugins: they panic on demand, record that they ran, edit the Dockerfile,
+//! and exercise every host request a plugin can make.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use reactor_plugin_api::{export_plugins, Args, Context, Manifest, Phase, Plugin, PluginError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Panics with the message in its `message` arg.
+pub struct Panicker;
+
+impl Plugin for Panicker {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("panicker", Phase::ALL, env!("CARGO_PKG_VERSION")).description("panics")
+    }
+
+    fn run(&self, _ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let message = args.get("message").and_then(Value::as_str).unwrap_or("as asked").to_owned();
+        panic!("{message}");
+    }
+}
+
+/// Appends `<phase> <label>` to the file `path` and returns what it saw of the workflow.
+pub struct Recorder;
+
+#[derive(Deserialize)]
+struct RecorderArgs {
+    path: String,
+    label: String,
+}
+
+impl Plugin for Recorder {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("recorder", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("records that it ran")
+            .args_schema(json!({
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "label": {"type": "string"}},
+                "required": ["path", "label"]
+            }))
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args: RecorderArgs = args.parse()?;
+        let workflow = ctx.workflow()?;
+        let phase = workflow.phase.map(|p| p.name()).unwrap_or("none");
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&args.path)?;
+        writeln!(file, "{phase} {}", args.label)?;
+        log::info!("recorded {} in {phase}", args.label);
+        Ok(json!({"label": args.label, "image": workflow.image, "commit": workflow.source.commit}))
+    }
+}
+
+/// In prebuild: appends `LABEL` lines to the Dockerfile and sets a label and a build arg. In any
+/// later phase: inspects the built image, runs it, tags it and reports what it found.
+pub struct ContextProbe;
+
+impl Plugin for ContextProbe {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("context_probe", [Phase::Prebuild, Phase::Postbuild, Phase::Exit], env!("CARGO_PKG_VERSION"))
+            .description("exercises the host context")
+            .allowed_to_fail(false)
+    }
+
+    fn run(&self, ctx: &Context, _args: Args) -> Result<Value, PluginError> {
+        let workflow = ctx.workflow()?;
+        if workflow.phase == Some(Phase::Prebuild) {
+            let text = format!("{}\nARG PROBE_ARG\nLABEL probe.edited=yes probe.arg=$PROBE_ARG\n", workflow.dockerfile.trim_end());
+            ctx.set_dockerfile(&text)?;
+            ctx.set_labels(BTreeMap::from([("probe.label".to_owned(), "set".to_owned())]))?;
+            ctx.set_build_args(BTreeMap::from([("PROBE_ARG".to_owned(), "from-plugin".to_owned())]))?;
+            log::debug!("edited the Dockerfile of {}", workflow.image);
+            return Ok(json!({"base_image": workflow.base_image, "dockerfile_path": workflow.dockerfile_path}));
+        }
+        let built = ctx.build_result()?;
+        let id = built.image_id.clone().ok_or_else(|| PluginError::new("no image was built"))?;
+        let inspect = ctx.inspect_image(&id)?;
+        let run = ctx.run_container(&id, &["/bin/sh", "-c", "echo out; echo err >&2; exit 3"])?;
+        let probe_tag = format!("{}-probe", workflow.image.split(':').next().unwrap_or("probe"));
+        ctx.tag_image(&id, &probe_tag)?;
+        let refused = ctx.set_dockerfile("FROM scratch\n").err().map(|e| e.message);
+        Ok(json!({
+            "image_id": id,
+            "labels": inspect["Config"]["Labels"],
+            "exit_code": run.exit_code,
+            "stdout": run.stdout,
+            "stderr": run.stderr,
+            "tagged": probe_tag,
+            "set_dockerfile_refused": refused,
+            "earlier_results": workflow.results,
+        }))
+    }
+}
+
+/// Fails with the message in its `message` arg.
+pub struct Failer;
+
+impl Plugin for Failer {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("failer", Phase::ALL, env!("CARGO_PKG_VERSION")).description("fails")
+    }
+
+    fn run(&self, _ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let message = args.get("message").and_then(Value::as_str).unwrap_or("failed as asked");
+        Err(PluginError::new(message))
+    }
+}
+
+export_plugins!(Panicker, Recorder, ContextProbe, Failer);

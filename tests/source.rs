@@ -1,0 +1,136 @@
+//! Sources: commits, branches and tags of real git repositories; Dockerfiles in sub-directories;
+//! `.dockerignore`.
+
+use serde_json::json;
+
+use crate::util::*;
+
+const DOCKERFILE: &str = "FROM busybox:latest\nCOPY content.txt /content.txt\nCMD [\"cat\", \"/content.txt\"]\n";
+
+fn build_at(commit: Option<&str>, expect: &str) {
+    let dir = workdir();
+    let repo = dir.path().join("repo");
+    let first = git_repo(&repo, &[("Dockerfile", DOCKERFILE), ("content.txt", "one\n")]);
+    git(&repo, &["tag", "v1"]);
+    git(&repo, &["branch", "stable"]);
+    let second = git_commit(&repo, &[("content.txt", "two\n")], "second");
+    let commit = commit.map(|c| match c {
+        "FIRST" => first.clone(),
+        "SHORT" => first[..10].to_owned(),
+        other => other.to_owned(),
+    });
+    let image = unique("commit");
+    let _cleanup = Images(vec![image.clone()]);
+    let mut source = json!({"provider": "git", "uri": "repo"});
+    if let Some(c) = &commit {
+        source["provider_params"] = json!({"git_commit": c});
+    }
+    let file = build_json(dir.path(), &json!({"image": image, "source": source}));
+    let run = reactor(dir.path(), &["build", "json", &file], &[]);
+    run.expect_code(0);
+    let expected_sha = if expect == "one\n" { &first } else { &second };
+    assert!(run.stderr.contains(&format!("checked out {expected_sha}")), "{}", run.stderr);
+    assert_eq!(docker_run(&image, &[]), expect);
+}
+
+#[test]
+fn a_pinned_sha_builds_that_commit() {
+    build_at(Some("FIRST"), "one\n");
+}
+
+#[test]
+fn an_abbreviated_sha_a_tag_and_a_branch_resolve() {
+    build_at(Some("SHORT"), "one\n");
+    build_at(Some("v1"), "one\n");
+    build_at(Some("stable"), "one\n");
+}
+
+#[test]
+fn no_commit_builds_the_default_branch() {
+    build_at(None, "two\n");
+}
+
+#[test]
+fn an_unknown_commit_is_named() {
+    let dir = workdir();
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", DOCKERFILE), ("content.txt", "x\n")]);
+    let file = build_json(dir.path(), &json!({"image": unique("nocommit"), "git_url": "repo", "git_commit": "no-such-branch"}));
+    let run = reactor(dir.path(), &["build", "json", &file], &[]);
+    run.expect_code(1);
+    assert!(run.stderr.contains("has no commit, branch or tag 'no-such-branch'"), "{}", run.stderr);
+}
+
+#[test]
+fn a_dockerfile_in_a_sub_directory_builds_with_that_context() {
+    let dir = workdir();
+    git_repo(&dir.path().join("repo"), &[
+        ("Dockerfile", "FROM busybox:latest\nCMD [\"echo\", \"top\"]\n"),
+        ("sub/Dockerfile", DOCKERFILE),
+        ("sub/content.txt", "from sub\n"),
+        ("sub/alt.Dockerfile", "FROM busybox:latest\nCOPY content.txt /c\nCMD [\"echo\", \"alt\"]\n"),
+    ]);
+    let image = unique("subdir");
+    let alt = unique("subdir-alt");
+    let _cleanup = Images(vec![image.clone(), alt.clone()]);
+    let file = build_json(dir.path(), &json!({"image": image, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/"}}));
+    reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
+    assert_eq!(docker_run(&image, &[]), "from sub\n");
+
+    let file = build_json(dir.path(), &json!({"image": alt, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/alt.Dockerfile"}}));
+    reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
+    assert_eq!(docker_run(&alt, &[]), "alt\n");
+}
+
+#[test]
+fn a_missing_or_escaping_dockerfile_path_fails_before_any_build() {
+    let dir = workdir();
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", DOCKERFILE), ("content.txt", "x\n")]);
+    for (path, message) in [
+        ("nope/", "Dockerfile 'nope/Dockerfile' doesn't exist in the source"),
+        ("../", "dockerfile_path '../' points outside the source"),
+    ] {
+        let file = build_json(dir.path(), &json!({"image": unique("dfpath"), "source": {"provider": "git", "uri": "repo", "dockerfile_path": path}}));
+        let run = reactor(dir.path(), &["build", "json", &file], &[]);
+        run.expect_code(1);
+        assert!(run.stderr.contains(message), "{path}: {}", run.stderr);
+        assert!(!run.stderr.contains("Step 1/"), "nothing was built");
+    }
+}
+
+#[test]
+fn dockerignore_is_honoured_as_docker_does() {
+    let dir = workdir();
+    let repo = dir.path().join("repo");
+    git_repo(&repo, &[
+        ("Dockerfile", "FROM busybox:latest\nCOPY . /ctx\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n"),
+        (".dockerignore", "*.secret\nbuild\n!build/keep.txt\nDockerfile\n.git\n"),
+        ("app.txt", "a"),
+        ("key.secret", "s"),
+        ("sub/key.secret", "kept: patterns are anchored at the root"),
+        ("build/out.o", "o"),
+        ("build/keep.txt", "k"),
+    ]);
+    let image = unique("ignore");
+    let by_docker = unique("ignore-docker");
+    let _cleanup = Images(vec![image.clone(), by_docker.clone()]);
+    let file = build_json(dir.path(), &json!({"image": image, "git_url": "repo"}));
+    reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
+    let files = |image: &str| {
+        let mut files: Vec<String> = docker_run(image, &[]).lines().map(str::to_owned).collect();
+        files.sort();
+        files
+    };
+    // The CLI sends the Dockerfile and .dockerignore even when excluded; the engine then drops
+    // an excluded Dockerfile from what COPY sees.
+    assert_eq!(files(&image), ["/ctx/.dockerignore", "/ctx/app.txt", "/ctx/build/keep.txt", "/ctx/sub/key.secret"]);
+
+    // The same context through the docker CLI's classic builder gives the same files.
+    let out = std::process::Command::new("docker")
+        .args(["build", "-q", "--no-cache", "-t", &by_docker])
+        .arg(&repo)
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .expect("docker build");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(files(&image), files(&by_docker));
+}

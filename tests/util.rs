@@ -1,0 +1,234 @@
+//! Helpers the tests share: running reactor, building the plugin fixtures, making git
+//! repositories, listening for HTTP posts, asking the engine.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The outcome of one reactor run.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    /// Fails the test, showing reactor's output, unless it exited with `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(self.code, Some(code), "reactor exited {:?}, expected {code}\n--- stderr ---\n{}", self.code, self.stderr);
+        assert!(!self.stderr.contains("panicked at") || self.stderr.contains("plugin"), "reactor itself panicked:\n{}", self.stderr);
+        self
+    }
+
+    /// The lines of stderr at ERROR level.
+    pub fn errors(&self) -> Vec<&str> {
+        self.stderr.lines().filter(|l| l.contains(" ERROR ")).collect()
+    }
+}
+
+/// Runs reactor with `args` in `dir`, with `env` added.
+pub fn reactor(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    engine_is_up();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_reactor"));
+    cmd.current_dir(dir).args(args).env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run reactor");
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Fails loudly, once, when there is no engine: these tests never skip themselves.
+pub fn engine_is_up() {
+    static UP: OnceLock<()> = OnceLock::new();
+    UP.get_or_init(|| {
+        let out = Command::new("docker").args(["version", "-f", "{{.Server.Version}}"]).output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!("no Docker engine answers (run scripts/setup.sh): {}", String::from_utf8_lossy(&o.stderr)),
+            Err(e) => panic!("no docker CLI (run scripts/setup.sh): {e}"),
+        }
+    });
+}
+
+/// The cargo target directory these tests were built into.
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().expect("target dir").to_path_buf()
+}
+
+/// The path of a plugin fixture's shared object, built on first use (`cargo test` builds
+/// the reactor binary but not the workspace's cdylibs).
+pub fn plugin(name: &str) -> String {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "logs_submitter", "-p", "test_plugins"])
+            .env("CARGO_TARGET_DIR", target_dir())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the plugin fixtures failed");
+    });
+    let path = target_dir().join("debug").join(format!("lib{name}.so"));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path.display().to_string()
+}
+
+/// A fresh directory for one test, removed at the end.
+pub fn workdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("reactor-test-").tempdir().expect("tempdir")
+}
+
+/// A name no other test uses, for images.
+pub fn unique(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("reactor-test-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Writes `files` (path, content) under `dir`.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+}
+
+/// Runs git in `dir`, returning its trimmed stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=reactor tests", "-c", "user.email=tests@reactor.invalid", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .output()
+        .expect("run git");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Makes `dir` a git repository whose one commit holds `files`; returns the commit's SHA.
+pub fn git_repo(dir: &Path, files: &[(&str, &str)]) -> String {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    git(dir, &["init", "-q"]);
+    git_commit(dir, files, "first")
+}
+
+/// Commits `files` on the current branch; returns the SHA.
+pub fn git_commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    write_files(dir, files);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// Writes a build.json into `dir`.
+pub fn build_json(dir: &Path, value: &Value) -> String {
+    let path = dir.join("build.json");
+    std::fs::write(&path, serde_json::to_string_pretty(value).expect("json")).expect("write build.json");
+    path.display().to_string()
+}
+
+/// Runs the docker CLI.
+pub fn docker(args: &[&str]) -> Output {
+    Command::new("docker").args(args).output().expect("run docker")
+}
+
+/// What `docker run --rm IMAGE` prints.
+pub fn docker_run(image: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", image];
+    args.extend_from_slice(cmd);
+    let out = docker(&args);
+    assert!(out.status.success(), "docker run {image}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Removes images at the end of a test, even a failing one.
+pub struct Images(pub Vec<String>);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        for image in &self.0 {
+            let _ = docker(&["rmi", "-f", image]);
+        }
+    }
+}
+
+/// One HTTP request a [`Listener`] received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub request_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("body is JSON")
+    }
+}
+
+/// A real HTTP listener on loopback that records every request and answers 200 with `reply`.
+pub struct Listener {
+    pub url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Listener {
+    pub fn start(reply: &'static str) -> Listener {
+        let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/submit", socket.local_addr().expect("addr"));
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let store = received.clone();
+        std::thread::spawn(move || {
+            for stream in socket.incoming().flatten() {
+                let mut reader = BufReader::new(stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                    }
+                }
+                let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                store.lock().expect("lock").push(Received { request_line: request_line.trim_end().to_owned(), headers, body });
+                let mut stream = reader.into_inner();
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+            }
+        });
+        Listener { url, received }
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits a little for `n` requests (the plugin's POST has returned before reactor exits, so
+    /// this only covers the listener thread's own bookkeeping).
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.received().len() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.received()
+    }
+}
