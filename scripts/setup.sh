@@ -18,7 +18,7 @@ say() { printf 'setup: %s\n' "$*" >&2; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_packages() {
-    local wanted=(docker.io docker-registry busybox-static git curl ncat hyperfine pkg-config libssl-dev ca-certificates)
+    local wanted=(docker.io docker-registry busybox-static git curl ncat iproute2 time hyperfine pkg-config libssl-dev ca-certificates)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -5,6 +5,9 @@ use serde_json::json;
 
 use crate::util::*;
 
+/// A build.json with nothing wrong in it.
+const VALID: &str = r#"{"image": "x", "git_url": "repo"}"#;
+
 /// Runs `build json` on `text` and returns the run.
 fn build_json_text(text: &str, extra: &[&str]) -> Run {
     let dir = workdir();
@@ -70,7 +73,7 @@ fn plugin_args_are_checked_against_the_manifest_schema_before_anything_runs() {
 
 #[test]
 fn a_load_plugin_path_that_does_not_exist() {
-    let run = build_json_text("{}", &["--load-plugin", "./missing.so"]);
+    let run = build_json_text(VALID, &["--load-plugin", "./missing.so"]);
     run.expect_code(3);
     assert_eq!(run.errors().len(), 1, "{}", run.stderr);
     assert!(run.stderr.contains("--load-plugin ./missing.so: no such file"), "{}", run.stderr);
@@ -81,7 +84,7 @@ fn a_file_that_is_not_a_shared_object() {
     let dir = workdir();
     let fake = dir.path().join("liblogs_submitter.so");
     std::fs::write(&fake, "#!/bin/sh\necho not a library\n").expect("write");
-    let run = build_json_text("{}", &["--load-plugin", &fake.display().to_string()]);
+    let run = build_json_text(VALID, &["--load-plugin", &fake.display().to_string()]);
     run.expect_code(3);
     assert!(run.stderr.contains("liblogs_submitter.so: not a loadable shared object"), "{}", run.stderr);
     assert_eq!(run.errors().len(), 1, "{}", run.stderr);
@@ -93,7 +96,7 @@ fn a_shared_object_that_is_not_a_reactor_plugin() {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("a system library to load");
-    let run = build_json_text("{}", &["--load-plugin", libz]);
+    let run = build_json_text(VALID, &["--load-plugin", libz]);
     run.expect_code(3);
     assert!(run.stderr.contains("a shared object, but not a reactor plugin"), "{}", run.stderr);
     assert_eq!(run.errors().len(), 1, "{}", run.stderr);
@@ -101,9 +104,19 @@ fn a_shared_object_that_is_not_a_reactor_plugin() {
 
 #[test]
 fn every_bad_plugin_file_is_reported_at_once() {
-    let run = build_json_text("{}", &["--load-plugin", "a.so", "--load-plugin", "b.so"]);
+    let run = build_json_text(VALID, &["--load-plugin", "a.so", "--load-plugin", "b.so"]);
     run.expect_code(3);
     assert_eq!(run.errors().len(), 2, "{}", run.stderr);
+}
+
+#[test]
+fn a_bad_build_json_and_a_bad_plugin_file_are_both_reported() {
+    let run = build_json_text("{", &["--load-plugin", "a.so"]);
+    run.expect_code(3);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 2, "{}", run.stderr);
+    assert!(errors[0].contains("not valid JSON"), "{}", run.stderr);
+    assert!(errors[1].contains("--load-plugin a.so: no such file"), "{}", run.stderr);
 }
 
 #[test]

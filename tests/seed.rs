@@ -25,6 +25,7 @@ fn logs_submitter_posts_the_build_log_and_the_image_runs() {
     let so = plugin("logs_submitter");
     let run = reactor(dir.path(), &["--load-plugin", &so, "build", "json", &file], &[]);
     run.expect_code(0);
+    assert_eq!(run.stdout, "", "logs go to stderr; stdout stays clean for output a script reads");
 
     let received = listener.wait_for(1);
     assert_eq!(received.len(), 1, "one POST expected:\n{}", run.stderr);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use crate::cli::{Build, Cli, Command};
 use crate::plugins::{Plan, Registry};
-use crate::{build_json, workflow};
+use crate::{build_json, source, workflow};
 
 /// Exit codes; documented in the README.
 pub mod exit {
@@ -22,19 +22,24 @@ pub mod exit {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Build(Build::Json { file, method: _ }) => {
+            // Both are read before either is reported, so one run shows every problem.
+            let request = build_json::load(&file);
+            if let Ok(request) = &request {
+                source::warm_up(&request.source);
+            }
             let mut registry = Registry::with_builtins();
-            if let Err(errors) = registry.load_files(&cli.load_plugin) {
+            let loaded = registry.load_files(&cli.load_plugin);
+            if let Err(e) = &request {
+                log::error!("{e}");
+            }
+            if let Err(errors) = loaded {
                 for e in errors {
                     log::error!("{e}");
                 }
                 return ExitCode::from(exit::PLUGIN_LOAD);
             }
-            let request = match build_json::load(&file) {
-                Ok(request) => request,
-                Err(e) => {
-                    log::error!("{e}");
-                    return ExitCode::from(exit::INVALID_INPUT);
-                }
+            let Ok(request) = request else {
+                return ExitCode::from(exit::INVALID_INPUT);
             };
             let plan = match Plan::resolve(&request, &registry) {
                 Ok(plan) => plan,

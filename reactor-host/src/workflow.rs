@@ -71,24 +71,39 @@ async fn main_phases(
     shared: &Arc<Shared>,
     source: &mut Option<FetchedSource>,
 ) -> Result<(), Failure> {
-    let engine = Engine::connect().await?;
-    log::debug!("{}", engine.describe().await?);
-    *shared.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
-
+    // The engine connection and the clone do not depend on each other: do both at once.
     let spec = request.source.clone();
     let base_dir = request.base_dir();
-    let fetched = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir))
-        .await
-        .map_err(|e| Failure::Build(format!("fetching the source stopped: {e}")))??;
-    {
-        let mut state = shared.state();
-        state.source.path = fetched.root.display().to_string();
-        state.source.commit = fetched.commit.clone();
-        state.dockerfile = Some(fetched.dockerfile.clone());
-    }
+    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir));
+    let connecting = async {
+        let engine = Engine::connect().await?;
+        if log::log_enabled!(log::Level::Debug) {
+            log::debug!("{}", engine.describe().await?);
+        }
+        Ok::<_, Failure>(engine)
+    };
+    let (engine, fetched) = tokio::join!(connecting, fetching);
+    let fetched = fetched.map_err(|e| Failure::Build(format!("fetching the source stopped: {e}")))?;
+    // Keep a fetched tree for the exit plugins even when the engine is unreachable.
+    let fetched = match fetched {
+        Ok(fetched) => {
+            let mut state = shared.state();
+            state.source.path = fetched.root.display().to_string();
+            state.source.commit = fetched.commit.clone();
+            state.dockerfile = Some(fetched.dockerfile.clone());
+            source.insert(fetched)
+        }
+        Err(e) => {
+            if let Ok(engine) = engine {
+                *shared.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+            }
+            return Err(e.into());
+        }
+    };
+    let engine = engine?;
+    *shared.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
     let context_dir = fetched.context_dir().to_path_buf();
     let dockerfile = fetched.dockerfile_name();
-    *source = Some(fetched);
 
     run_phase(Phase::Prebuild, plan.phase(Phase::Prebuild), shared, false).await?;
 

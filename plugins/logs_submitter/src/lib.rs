@@ -36,7 +36,10 @@ impl Plugin for LogsSubmitter {
         let args: LogsSubmitterArgs = args.parse()?;
         let logs = ctx.build_result()?.logs;
         log::info!("posting {} log lines to {}", logs.len(), args.url);
-        let response = reqwest::blocking::Client::new()
+        let client = reqwest::blocking::Client::builder()
+            .user_agent(concat!("reactor-logs_submitter/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let response = client
             .post(&args.url)
             .json(&json!({ "logs": logs }))
             .send()

@@ -140,9 +140,9 @@ impl Plan {
         let mut problems = Vec::new();
         for (&phase, entries) in &request.plugins {
             if phase == Phase::Buildstep && !entries.is_empty() {
-                problems.push(format!(
-                    "/buildstep_plugins: not supported yet; reactor builds with the Docker engine (leave the list out)"
-                ));
+                problems.push(
+                    "/buildstep_plugins: not supported yet; reactor builds with the Docker engine (leave the list out)".to_owned(),
+                );
                 continue;
             }
             let mut planned = Vec::new();

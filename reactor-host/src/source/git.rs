@@ -30,6 +30,11 @@ pub fn clone(uri: &str, commit: Option<&str>, base_dir: &Path, dest: &Path) -> R
     Ok(oid.to_string())
 }
 
+/// Initialises libgit2 (any git2 constructor does, once per process).
+pub fn warm_up() {
+    drop(git2::Buf::new());
+}
+
 /// URLs pass through; anything else is a local path, made absolute against `base_dir`.
 fn clone_url(uri: &str, base_dir: &Path) -> String {
     let is_url = uri.contains("://") || is_scp_like(uri);

@@ -85,6 +85,16 @@ pub enum Error {
     NoDockerfile(String),
 }
 
+/// Starts the provider's one-time set-up in the background, so it overlaps the rest of start-up.
+///
+/// For git that is libgit2's global initialisation, which loads the system's CA certificates
+/// for HTTPS whether or not the URL needs them: about 20 ms with OpenSSL 3.
+pub fn warm_up(spec: &SourceSpec) {
+    if spec.provider == Provider::Git {
+        std::thread::spawn(git::warm_up);
+    }
+}
+
 /// Fetches `spec` into a new temporary directory. A relative local path or `uri` is taken
 /// relative to `base_dir` (the build.json's directory).
 pub fn fetch(spec: &SourceSpec, base_dir: &Path) -> Result<FetchedSource, Error> {
