@@ -7,6 +7,8 @@
 # engine, against the same git repository and the same HTTP listener. Prints the medians, the
 # ratios, and reactor's peak memory, and checks the targets: reactor's median within 50 ms of (a),
 # never slower than (b), peak RSS under 40 MiB. Exits 1 when a target is missed.
+# With REACTOR_BENCH_REFERENCE=VENV (made by ../shared/tools/atomic-reactor-reference.sh), it also
+# times (d) atomic-reactor 1.6.26.3 running the seed's Python logs_submitter on the same build.
 # usage: scripts/bench.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +22,7 @@ work=$(mktemp -d /tmp/reactor-bench.XXXXXX)
 listener=
 cleanup() {
     [ -n "$listener" ] && kill "$listener" 2>/dev/null
-    docker rmi -f reactor-bench-a reactor-bench-b reactor-bench-c >/dev/null 2>&1 || true
+    docker rmi -f reactor-bench-a reactor-bench-b reactor-bench-c reactor-bench-d >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -43,6 +45,32 @@ cat >"$work/build.json" <<JSON
  "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": "$url"}, "is_allowed_to_fail": false}]}
 JSON
 
+reference=${REACTOR_BENCH_REFERENCE:-}
+order=(a b c)
+if [ -n "$reference" ]; then
+    order+=(d)
+    # The seed's plugin, as its walk-through writes it.
+    cat >"$work/post_logs_submitter.py" <<'PY'
+from atomic_reactor.plugin import PostBuildPlugin
+import requests
+
+class LogSubmitter(PostBuildPlugin):
+    key = "logs_submitter"
+
+    def __init__(self, tasker, workflow, url):
+        super(LogSubmitter, self).__init__(tasker, workflow)
+        self.url = url
+
+    def run(self):
+        return requests.post(self.url, json={"logs": self.workflow.build_result.logs}).content
+PY
+    # 1.6.26 reads only the `source` form, and would pull the base from the hub without an empty prebuild list.
+    cat >"$work/build-reference.json" <<JSON
+{"image": "reactor-bench-d", "source": {"provider": "git", "uri": "file://$repo", "provider_params": {"git_commit": "main"}},
+ "prebuild_plugins": [], "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": "$url"}}]}
+JSON
+fi
+
 export DOCKER_BUILDKIT=0
 run_a() { docker build --no-cache -q -t reactor-bench-a "$repo" >/dev/null 2>&1; }
 run_b() {
@@ -50,6 +78,10 @@ run_b() {
     git clone -q "$repo" "$work/clone"
     docker build --no-cache -t reactor-bench-b "$work/clone" >"$work/b.log" 2>&1
     curl -sf -H 'Content-Type: text/plain' --data-binary @"$work/b.log" "$url" >/dev/null
+}
+run_d() {
+    "$reference/bin/python" -m atomic_reactor.cli.main -q build json --method here "$work/build-reference.json" \
+        --load-plugin "$work/post_logs_submitter.py" >/dev/null 2>&1
 }
 run_c() {
     target/release/reactor -q --load-plugin target/release/liblogs_submitter.so build json "$work/build.json"
@@ -71,11 +103,11 @@ measure() {
 }
 
 echo "bench: warming up" >&2
-run_a; run_b; run_c
-order=(a b c)
+for x in "${order[@]}"; do "run_$x"; done
+n=${#order[@]}
 for round in $(seq "$rounds"); do
-    for i in 0 1 2; do
-        measure "${order[$(( (round + i) % 3 ))]}"
+    for i in $(seq 0 $((n - 1))); do
+        measure "${order[$(( (round + i) % n ))]}"
     done
     printf 'bench: round %d/%d\n' "$round" "$rounds" >&2
 done
@@ -94,6 +126,11 @@ printf '  (b) git clone + docker build + curl   %6d ms\n' "$b"
 printf '  (c) reactor build json + plugin       %6d ms\n' "$c"
 awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
     printf "  reactor - (a) = %+d ms; reactor / (a) = %.3f; reactor / (b) = %.3f\n", c - a, c / a, c / b }'
+if [ -n "$reference" ]; then
+    d=$(cut -d' ' -f1 "$work/d.times" | median)
+    printf '  (d) atomic-reactor 1.6.26.3 + plugin  %6d ms\n' "$d"
+    awk -v c="$c" -v d="$d" 'BEGIN { printf "  reactor / atomic-reactor = %.3f\n", c / d }'
+fi
 awk -v m="$rss_median" -v x="$rss_max" 'BEGIN { printf "  reactor peak RSS: median %.1f MiB, max %.1f MiB\n", m / 1024, x / 1024 }'
 
 failed=0

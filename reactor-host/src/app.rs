@@ -1,8 +1,10 @@
 //! Runs a parsed command line: load plugins, read and check the build request, run the
 //! workflow, and say how it ended as an exit code.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::build_json::BuildRequest;
 use crate::cli::{Build, Cli, Command};
 use crate::plugins::{Plan, Registry};
 use crate::{build_json, source, workflow};
@@ -19,38 +21,23 @@ pub mod exit {
 }
 
 /// Runs `cli` and returns the process's exit code. Errors are printed here, one per line.
-pub async fn run(cli: Cli) -> ExitCode {
+pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Build(Build::Json { file, method: _ }) => {
-            // Both are read before either is reported, so one run shows every problem.
-            let request = build_json::load(&file);
-            if let Ok(request) = &request {
-                source::warm_up(&request.source);
-            }
-            let mut registry = Registry::with_builtins();
-            let loaded = registry.load_files(&cli.load_plugin);
-            if let Err(e) = &request {
-                log::error!("{e}");
-            }
-            if let Err(errors) = loaded {
-                for e in errors {
-                    log::error!("{e}");
-                }
-                return ExitCode::from(exit::PLUGIN_LOAD);
-            }
-            let Ok(request) = request else {
-                return ExitCode::from(exit::INVALID_INPUT);
+            let (request, plan) = match prepare(&file, &cli.load_plugin) {
+                Ok(prepared) => prepared,
+                Err(code) => return ExitCode::from(code),
             };
-            let plan = match Plan::resolve(&request, &registry) {
-                Ok(plan) => plan,
-                Err(problems) => {
-                    for problem in problems {
-                        log::error!("{}: {problem}", file.display());
-                    }
-                    return ExitCode::from(exit::INVALID_INPUT);
+            // Before the runtime starts any thread: see `source::prepare`.
+            source::prepare(&request.source, &request.base_dir());
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    log::error!("cannot start the async runtime: {e}");
+                    return ExitCode::from(exit::FAILED);
                 }
             };
-            let outcome = workflow::run(&request, &plan).await;
+            let outcome = runtime.block_on(workflow::run(&request, &plan));
             match outcome.failure {
                 None => {
                     log::info!("build succeeded: {} ({})", outcome.image, outcome.image_id.unwrap_or_default());
@@ -63,4 +50,30 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// Everything checked before anything runs: the build.json, the plugin files, every plugin
+/// entry and its args. Reports every problem found and returns the exit code on failure.
+fn prepare(file: &Path, plugin_files: &[PathBuf]) -> Result<(BuildRequest, Plan), u8> {
+    // Both are read before either is reported, so one run shows every problem.
+    let request = build_json::load(file);
+    let mut registry = Registry::with_builtins();
+    let loaded = registry.load_files(plugin_files);
+    if let Err(e) = &request {
+        log::error!("{e}");
+    }
+    if let Err(errors) = loaded {
+        for e in errors {
+            log::error!("{e}");
+        }
+        return Err(exit::PLUGIN_LOAD);
+    }
+    let request = request.map_err(|_| exit::INVALID_INPUT)?;
+    let plan = Plan::resolve(&request, &registry).map_err(|problems| {
+        for problem in problems {
+            log::error!("{}: {problem}", file.display());
+        }
+        exit::INVALID_INPUT
+    })?;
+    Ok((request, plan))
 }

@@ -61,12 +61,14 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
     if !path.exists() {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
-    // dlopen resolves a bare file name through the library path, not the current directory.
+    // dlopen resolves a bare file name through the library path, not the current directory;
+    // messages name the file as the user gave it.
+    let given = path.to_path_buf();
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let header = lib_header_from_path(&path).map_err(|e| match e {
-        LibraryError::OpenError { err, .. } => LoadError::NotSharedObject { path: path.clone(), reason: err.to_string() },
-        LibraryError::GetSymbolError { .. } => LoadError::NotPlugin(path.clone()),
-        other => LoadError::Broken { path: path.clone(), reason: first_line(&other.to_string()) },
+        LibraryError::OpenError { err, .. } => LoadError::NotSharedObject { path: given.clone(), reason: err.to_string() },
+        LibraryError::GetSymbolError { .. } => LoadError::NotPlugin(given.clone()),
+        other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
     })?;
     let found = header.version_strings().version.to_string();
     let module = header.init_root_module::<PluginModule_Ref>().map_err(|e| {
@@ -74,12 +76,12 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
         log::debug!("loading {}: {e}", path.display());
         match e {
             LibraryError::IncompatibleVersionNumber { .. } | LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) => {
-                LoadError::Incompatible { path: path.clone(), found: found.clone(), ours: INTERFACE_VERSION }
+                LoadError::Incompatible { path: given.clone(), found: found.clone(), ours: INTERFACE_VERSION }
             }
-            other => LoadError::Broken { path: path.clone(), reason: first_line(&other.to_string()) },
+            other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
         }
     })?;
-    let broken = |reason: String| LoadError::Broken { path: path.clone(), reason };
+    let broken = |reason: String| LoadError::Broken { path: given.clone(), reason };
     let interface_version = (module.interface_version())().to_string();
     let manifests = (module.manifests())()
         .into_result()

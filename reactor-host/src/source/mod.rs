@@ -85,13 +85,11 @@ pub enum Error {
     NoDockerfile(String),
 }
 
-/// Starts the provider's one-time set-up in the background, so it overlaps the rest of start-up.
-///
-/// For git that is libgit2's global initialisation, which loads the system's CA certificates
-/// for HTTPS whether or not the URL needs them: about 20 ms with OpenSSL 3.
-pub fn warm_up(spec: &SourceSpec) {
+/// Does the provider's one-time set-up for `spec`. Call it from the main thread before any
+/// other thread exists (it may briefly change the environment; see `git::prepare`).
+pub fn prepare(spec: &SourceSpec, base_dir: &Path) {
     if spec.provider == Provider::Git {
-        std::thread::spawn(git::warm_up);
+        git::prepare(&git::clone_url(&spec.uri, base_dir));
     }
 }
 
