@@ -37,7 +37,7 @@ fn a_loaded_plugin_reads_and_changes_the_build_and_uses_the_engine() {
     assert!(run.stderr.contains(&format!(r#""commit":"{sha}""#)), "{}", run.stderr);
     let post = run.stderr.lines().find(|l| l.contains("postbuild plugin 'context_probe' finished")).expect("probe result");
     assert!(post.contains(r#""set_dockerfile_refused":"a plugin may change the Dockerfile only in prebuild, not in postbuild""#), "{post}");
-    assert!(post.contains(r#""earlier_results":{"prebuild":{"context_probe":{"base_image":"busybox:latest""#), "{post}");
+    assert!(post.contains(r#""prebuild":{"context_probe":{"base_image":"busybox:latest""#), "{post}");
 }
 
 #[test]

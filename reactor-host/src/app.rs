@@ -1,13 +1,19 @@
-//! Runs a parsed command line: load plugins, read and check the build request, run the
-//! workflow, and say how it ended as an exit code.
+//! Runs a parsed command line: read and check the build request and the plugins, print the plan
+//! or run the workflow, write the result document, and say how it ended as an exit code.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
-use crate::build_json::BuildRequest;
-use crate::cli::{Build, Cli, Command};
+use reactor_plugin_api::Phase;
+use serde_json::{json, Value};
+
+use crate::build_json::{self, BuildRequest};
+use crate::cancel::Cancel;
+use crate::cli::{Build, Cli, Command, RunArgs, SourceArgs};
 use crate::plugins::{Plan, Registry};
-use crate::{build_json, source, workflow};
+use crate::workflow::{self, Failure};
+use crate::{results, source};
 
 /// Exit codes; documented in the README.
 pub mod exit {
@@ -18,62 +24,162 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 2;
     /// A `--load-plugin` file could not be loaded.
     pub const PLUGIN_LOAD: u8 = 3;
+    // Cancellation exits 130 (SIGINT) or 143 (SIGTERM): see `cancel::Signal::exit_code`.
 }
 
 /// Runs `cli` and returns the process's exit code. Errors are printed here, one per line.
 pub fn run(cli: Cli) -> ExitCode {
-    match cli.command {
-        Command::Build(Build::Json { file, method: _ }) => {
-            let (request, plan) = match prepare(&file, &cli.load_plugin) {
-                Ok(prepared) => prepared,
-                Err(code) => return ExitCode::from(code),
-            };
-            // Before the runtime starts any thread: see `source::prepare`.
-            source::prepare(&request.source, &request.base_dir());
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-                Ok(runtime) => runtime,
-                Err(e) => {
-                    log::error!("cannot start the async runtime: {e}");
-                    return ExitCode::from(exit::FAILED);
-                }
-            };
-            let outcome = runtime.block_on(workflow::run(&request, &plan));
-            match outcome.failure {
-                None => {
-                    log::info!("build succeeded: {} ({})", outcome.image, outcome.image_id.unwrap_or_default());
-                    ExitCode::from(exit::SUCCESS)
-                }
-                Some(failure) => {
-                    log::error!("build failed: {failure}");
-                    ExitCode::from(exit::FAILED)
-                }
+    let started = SystemTime::now();
+    let Command::Build(build) = cli.command;
+    let (origin, request, run) = match build {
+        Build::Json { file, substitute, run } => (file.display().to_string(), build_json::load(&file, &substitute), run),
+        Build::Git { uri, commit, source, run } => {
+            let mut spec = json!({"provider": "git", "uri": uri});
+            if let Some(commit) = commit {
+                spec["provider_params"] = json!({"git_commit": commit});
             }
+            ("command line".to_owned(), request_from_flags(spec, source), run)
         }
+        Build::Path { uri, source, run } => {
+            ("command line".to_owned(), request_from_flags(json!({"provider": "path", "uri": uri}), source), run)
+        }
+    };
+
+    // The request and the plugin files are both read before either is reported, so one run
+    // shows every problem.
+    let mut registry = Registry::with_builtins();
+    let loaded = registry.load_files(&cli.load_plugin);
+    let mut problems = Vec::new();
+    if let Err(e) = &request {
+        problems.push(e.to_string());
+    }
+    let mut code = exit::INVALID_INPUT;
+    if let Err(errors) = loaded {
+        problems.extend(errors.iter().map(ToString::to_string));
+        code = exit::PLUGIN_LOAD;
+    }
+    let plan = match request.as_ref().map(|request| Plan::resolve(request, &registry)) {
+        Ok(Ok(plan)) if problems.is_empty() => plan,
+        Ok(Err(plan_problems)) if code != exit::PLUGIN_LOAD => {
+            problems.extend(plan_problems.iter().map(|p| format!("{origin}: {p}")));
+            return refuse(&origin, &problems, &registry, code, &run, started);
+        }
+        _ => return refuse(&origin, &problems, &registry, code, &run, started),
+    };
+    let Ok(request) = request else {
+        return refuse(&origin, &problems, &registry, code, &run, started);
+    };
+
+    if run.dry_run {
+        print!("{}", describe_plan(&request, &plan));
+        return ExitCode::from(exit::SUCCESS);
+    }
+
+    // Before the runtime starts any thread: see `source::prepare`.
+    source::prepare(&request.source, &request.base_dir);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let cancel = Cancel::default();
+    let finished = runtime.block_on(async {
+        if let Err(e) = cancel.listen_for_signals(workflow::EXIT_TIMEOUT.as_secs()) {
+            log::warn!("cannot listen for SIGINT/SIGTERM ({e}); a signal will stop reactor without running the exit plugins");
+        }
+        workflow::run(&request, &plan, cancel.clone()).await
+    });
+    let code = match &finished.failure {
+        None => {
+            let image_id = finished.shared.state().build_result.as_ref().and_then(|b| b.image_id.clone());
+            log::info!("build succeeded: {} ({})", request.image, image_id.unwrap_or_default());
+            exit::SUCCESS
+        }
+        Some(Failure::Cancelled(signal)) => {
+            log::error!("build cancelled by {}", signal.name());
+            signal.exit_code()
+        }
+        Some(failure) => {
+            log::error!("build failed: {failure}");
+            exit::FAILED
+        }
+    };
+    if let Some(path) = &run.metadata_file {
+        let doc = results::finished(&request, &registry, &finished, code, started);
+        write_metadata(path, &doc);
+    }
+    ExitCode::from(code)
+}
+
+/// The build.json that `build git`/`build path` flags stand for.
+fn request_from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequest, build_json::Error> {
+    if let Some(df_path) = flags.df_path {
+        source_spec["dockerfile_path"] = json!(df_path);
+    }
+    let mut value = json!({"image": flags.image, "source": source_spec});
+    if !flags.target_registries.is_empty() {
+        value["target_registries"] = json!(flags.target_registries);
+        value["target_registries_insecure"] = json!(flags.target_registries_insecure);
+    }
+    if let Some(parent) = flags.parent_registry {
+        value["parent_registry"] = json!(parent);
+        value["parent_registry_insecure"] = json!(flags.parent_registry_insecure);
+    }
+    if flags.dont_pull_base_image {
+        value["dont_pull_base_image"] = json!(true);
+    }
+    build_json::from_value(value, "command line", PathBuf::from("."), &[])
+}
+
+/// Reports problems found before anything ran, writes the result document, returns `code`.
+fn refuse(origin: &str, problems: &[String], registry: &Registry, code: u8, run: &RunArgs, started: SystemTime) -> ExitCode {
+    for problem in problems {
+        log::error!("{problem}");
+    }
+    if let Some(path) = &run.metadata_file {
+        write_metadata(path, &results::refused(origin, problems, registry, code, started));
+    }
+    ExitCode::from(code)
+}
+
+fn write_metadata(path: &std::path::Path, doc: &Value) {
+    match results::write(path, doc) {
+        Ok(()) => log::debug!("wrote the result document to {}", path.display()),
+        Err(e) => log::error!("cannot write --metadata-file {}: {e}", path.display()),
     }
 }
 
-/// Everything checked before anything runs: the build.json, the plugin files, every plugin
-/// entry and its args. Reports every problem found and returns the exit code on failure.
-fn prepare(file: &Path, plugin_files: &[PathBuf]) -> Result<(BuildRequest, Plan), u8> {
-    // Both are read before either is reported, so one run shows every problem.
-    let request = build_json::load(file);
-    let mut registry = Registry::with_builtins();
-    let loaded = registry.load_files(plugin_files);
-    if let Err(e) = &request {
-        log::error!("{e}");
-    }
-    if let Err(errors) = loaded {
-        for e in errors {
-            log::error!("{e}");
+/// The plan as `--dry-run` prints it.
+fn describe_plan(request: &BuildRequest, plan: &Plan) -> String {
+    let mut out = format!("plan for {}\n", request.origin);
+    out += &format!("image: {}\n", request.image);
+    let source = &request.source;
+    out += &format!(
+        "source: {} {} ({}), Dockerfile: {}\n",
+        source.provider.name(),
+        source.uri,
+        source.commit.as_deref().map_or("default branch".to_owned(), |c| format!("commit {c}")),
+        source.dockerfile_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("Dockerfile at the root"),
+    );
+    for phase in Phase::ALL {
+        out += &format!("{phase}:\n");
+        let planned = plan.phase(phase);
+        if planned.is_empty() {
+            out += "  (none)\n";
         }
-        return Err(exit::PLUGIN_LOAD);
-    }
-    let request = request.map_err(|_| exit::INVALID_INPUT)?;
-    let plan = Plan::resolve(&request, &registry).map_err(|problems| {
-        for problem in problems {
-            log::error!("{}: {problem}", file.display());
+        for (i, p) in planned.iter().enumerate() {
+            let failure = if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
+            out += &format!(
+                "  {}. {} {} ({}), {failure}\n     args: {}\n",
+                i + 1,
+                p.plugin.manifest.key,
+                p.plugin.manifest.version,
+                p.plugin.origin,
+                p.entry.args
+            );
         }
-        exit::INVALID_INPUT
-    })?;
-    Ok((request, plan))
+    }
+    out
 }

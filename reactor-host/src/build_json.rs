@@ -1,6 +1,8 @@
-//! build.json → [`BuildRequest`]: parse, check against `schemas/build.json`, and normalise both
-//! generations of the format (atomic-reactor 1.6's `source{…}` and the older flat `git_url`)
-//! into one request, which is all the rest of reactor sees.
+//! build.json → [`BuildRequest`]: parse, apply `--substitute`, check against
+//! `schemas/build.json`, normalise both generations of the format (atomic-reactor 1.6's
+//! `source{…}` and the older flat `git_url`) and add atomic-reactor's default plugins, into one
+//! request, which is all the rest of reactor sees. `build git` and `build path` make the same
+//! JSON from their flags and come through here too.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,23 +19,16 @@ pub const SCHEMA: &str = include_str!("../../schemas/build.json");
 /// A validated build request.
 #[derive(Clone, Debug)]
 pub struct BuildRequest {
-    /// The file it came from.
-    pub file: PathBuf,
+    /// Where it came from, for messages: the file, or the command line.
+    pub origin: String,
+    /// What relative local paths in it are taken against: the build.json's directory, or the
+    /// current directory for `build git`/`build path`.
+    pub base_dir: PathBuf,
     /// The name[:tag] of the image to build.
     pub image: String,
     pub source: SourceSpec,
     /// The plugins of each phase, in order.
     pub plugins: BTreeMap<Phase, Vec<PluginEntry>>,
-}
-
-impl BuildRequest {
-    /// The directory relative local paths in the request are taken against.
-    pub fn base_dir(&self) -> PathBuf {
-        match self.file.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
-    }
 }
 
 /// One entry of a phase's plugin list.
@@ -66,6 +61,8 @@ pub enum Error {
     Syntax { file: String, reason: String },
     #[error("{file}: {}", problems.join("; "))]
     Invalid { file: String, problems: Vec<String> },
+    #[error("--substitute {0}")]
+    Substitute(String),
 }
 
 #[derive(Deserialize)]
@@ -75,6 +72,14 @@ struct RawBuildJson {
     git_url: Option<String>,
     git_commit: Option<String>,
     git_dockerfile_path: Option<String>,
+    target_registries: Option<Vec<String>>,
+    #[serde(default)]
+    target_registries_insecure: bool,
+    parent_registry: Option<String>,
+    #[serde(default)]
+    parent_registry_insecure: bool,
+    #[serde(default)]
+    dont_pull_base_image: bool,
     #[serde(flatten)]
     rest: BTreeMap<String, Value>,
 }
@@ -93,18 +98,29 @@ struct RawProviderParams {
     git_commit: Option<String>,
 }
 
-/// Reads and validates the build.json at `path`.
-pub fn load(path: &Path) -> Result<BuildRequest, Error> {
+/// Reads and validates the build.json at `path`, after applying `substitutions` (`KEY=VALUE`).
+pub fn load(path: &Path, substitutions: &[String]) -> Result<BuildRequest, Error> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Read { file: file.clone(), reason: e.to_string() })?;
-    parse(&text, path)
+    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    from_value(value, &file, base_dir, substitutions)
 }
 
-/// Validates the text of a build.json read from `path`.
-pub fn parse(text: &str, path: &Path) -> Result<BuildRequest, Error> {
-    let file = path.display().to_string();
-    let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
-    let invalid = |problems: Vec<String>| Error::Invalid { file: file.clone(), problems };
+/// Validates a build request given as JSON; `origin` names it in messages.
+pub fn from_value(mut value: Value, origin: &str, base_dir: PathBuf, substitutions: &[String]) -> Result<BuildRequest, Error> {
+    for substitution in substitutions {
+        substitute(&mut value, substitution)?;
+    }
+    // A top-level null means "not given", as atomic-reactor's None arguments did (and as
+    // `--substitute key=none` can unset a key).
+    if let Some(object) = value.as_object_mut() {
+        object.retain(|key, v| !v.is_null() || key == "image");
+    }
+    let invalid = |problems: Vec<String>| Error::Invalid { file: origin.to_owned(), problems };
 
     let problems = schema_problems(&value);
     if !problems.is_empty() {
@@ -143,12 +159,74 @@ pub fn parse(text: &str, path: &Path) -> Result<BuildRequest, Error> {
             plugins.insert(phase, entries);
         }
     }
+    // atomic-reactor's defaults (api._prepare_build_json): a list given in the file replaces them.
+    if let Some(registries) = raw.target_registries.filter(|r| !r.is_empty()) {
+        plugins.entry(Phase::Postbuild).or_insert_with(|| {
+            let registries: serde_json::Map<String, Value> = registries
+                .into_iter()
+                .map(|r| (r, serde_json::json!({"insecure": raw.target_registries_insecure})))
+                .collect();
+            vec![default_entry("tag_and_push", serde_json::json!({"registries": registries}))]
+        });
+    }
+    if let Some(parent) = raw.parent_registry.filter(|_| !raw.dont_pull_base_image) {
+        plugins.entry(Phase::Prebuild).or_insert_with(|| {
+            let args = serde_json::json!({"parent_registry": parent, "parent_registry_insecure": raw.parent_registry_insecure});
+            vec![default_entry("pull_base_image", args)]
+        });
+    }
     for key in raw.rest.keys() {
         if !is_known_key(key) {
-            log::warn!("{file}: ignoring unknown key `{key}`");
+            log::warn!("{origin}: ignoring unknown key `{key}`");
         }
     }
-    Ok(BuildRequest { file: path.to_path_buf(), image: raw.image, source, plugins })
+    Ok(BuildRequest { origin: origin.to_owned(), base_dir, image: raw.image, source, plugins })
+}
+
+fn default_entry(name: &str, args: Value) -> PluginEntry {
+    PluginEntry { name: name.to_owned(), args, required: true, is_allowed_to_fail: None }
+}
+
+/// Applies one `--substitute KEY=VALUE`, as atomic-reactor's `process_substitutions` did:
+/// `PHASE_plugins.NAME.ARG=v` sets an arg of the plugin `NAME` listed once in that phase; any
+/// other dotted key walks into (or creates) nested objects. `true`, `false` and `none` (any
+/// case) become booleans and null.
+fn substitute(value: &mut Value, substitution: &str) -> Result<(), Error> {
+    let fail = |why: &str| Error::Substitute(format!("{substitution}: {why}"));
+    let (key, raw) = substitution.split_once('=').ok_or_else(|| fail("expected KEY=VALUE"))?;
+    let new = match raw.to_ascii_lowercase().as_str() {
+        "true" => Value::Bool(true),
+        "false" => Value::Bool(false),
+        "none" => Value::Null,
+        _ => Value::String(raw.to_owned()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(fail("empty key"));
+    }
+    let is_phase_list = Phase::ALL.iter().any(|p| p.build_json_key() == parts[0]);
+    if is_phase_list && parts.len() == 3 {
+        let (list, name, arg) = (parts[0], parts[1], parts[2]);
+        let entries = value.get_mut(list).and_then(Value::as_array_mut).ok_or_else(|| fail(&format!("the build has no `{list}` list")))?;
+        let mut matching: Vec<&mut Value> = entries.iter_mut().filter(|e| e.get("name").and_then(Value::as_str) == Some(name)).collect();
+        if matching.len() != 1 {
+            return Err(fail(&format!("plugin '{name}' is listed {} times in `{list}`; it must be listed once", matching.len())));
+        }
+        let entry = matching.remove(0).as_object_mut().ok_or_else(|| fail("the plugin entry is not an object"))?;
+        let args = entry.entry("args").or_insert_with(|| Value::Object(Default::default()));
+        args.as_object_mut().ok_or_else(|| fail("the plugin's args are not an object"))?.insert(arg.to_owned(), new);
+        return Ok(());
+    }
+    let mut at = value;
+    for (i, part) in parts.iter().enumerate() {
+        let object = at.as_object_mut().ok_or_else(|| fail(&format!("`{}` is not an object", parts[..i].join("."))))?;
+        if i + 1 == parts.len() {
+            object.insert((*part).to_owned(), new);
+            return Ok(());
+        }
+        at = object.entry(*part).or_insert_with(|| Value::Object(Default::default()));
+    }
+    Ok(())
 }
 
 /// Keys reactor reads, or accepts for compatibility.
@@ -181,7 +259,13 @@ mod tests {
     use super::*;
 
     fn parse_str(text: &str) -> Result<BuildRequest, Error> {
-        parse(text, Path::new("b/build.json"))
+        parse_with(text, &[])
+    }
+
+    fn parse_with(text: &str, substitutions: &[&str]) -> Result<BuildRequest, Error> {
+        let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file: "b/build.json".into(), reason: e.to_string() })?;
+        let substitutions: Vec<String> = substitutions.iter().map(|s| s.to_string()).collect();
+        from_value(value, "b/build.json", PathBuf::from("b"), &substitutions)
     }
 
     #[test]
@@ -200,7 +284,7 @@ mod tests {
         assert_eq!(post[0].name, "logs_submitter");
         assert!(post[0].required);
         assert_eq!(post[0].is_allowed_to_fail, None);
-        assert_eq!(r.base_dir(), PathBuf::from("b"));
+        assert_eq!(r.base_dir, PathBuf::from("b"));
     }
 
     #[test]
@@ -219,6 +303,48 @@ mod tests {
         let err = parse_str("{\n  \"image\": \"x\",\n}").expect_err("invalid").to_string();
         assert!(err.starts_with("b/build.json: not valid JSON: "), "{err}");
         assert!(err.contains("line 3 column 1"), "{err}");
+    }
+
+    #[test]
+    fn substitutions_set_top_level_nested_and_plugin_args_with_coercion() {
+        let r = parse_with(
+            r#"{"image": "x", "git_url": "g", "prebuild_plugins": [{"name": "a", "args": {"k": "old"}}, {"name": "b"}]}"#,
+            &["image=foo:1", "source.provider=path", "source.uri=ctx", "git_url=none",
+              "prebuild_plugins.a.k=TRUE", "prebuild_plugins.b.new=none", "prebuild_plugins.a.flag=False"],
+        )
+        .expect("valid");
+        assert_eq!(r.image, "foo:1");
+        assert_eq!((r.source.provider, r.source.uri.as_str()), (Provider::Path, "ctx"));
+        let pre = &r.plugins[&Phase::Prebuild];
+        assert_eq!(pre[0].args, serde_json::json!({"k": true, "flag": false}));
+        assert_eq!(pre[1].args, serde_json::json!({"new": null}));
+    }
+
+    #[test]
+    fn a_bad_substitution_is_named() {
+        let build = r#"{"image": "x", "git_url": "g", "postbuild_plugins": [{"name": "a"}, {"name": "a"}]}"#;
+        let err = parse_with(build, &["image"]).expect_err("no =").to_string();
+        assert_eq!(err, "--substitute image: expected KEY=VALUE");
+        let err = parse_with(build, &["postbuild_plugins.a.x=1"]).expect_err("twice").to_string();
+        assert!(err.contains("plugin 'a' is listed 2 times in `postbuild_plugins`"), "{err}");
+        let err = parse_with(build, &["image.tag=1"]).expect_err("not an object").to_string();
+        assert!(err.contains("`image` is not an object"), "{err}");
+    }
+
+    #[test]
+    fn registries_add_atomic_reactors_default_plugins_unless_lists_are_given() {
+        let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r1:5000", "r2"], "target_registries_insecure": true,
+            "parent_registry": "p:5000"}"#).expect("valid");
+        assert_eq!(r.plugins[&Phase::Postbuild][0].name, "tag_and_push");
+        assert_eq!(r.plugins[&Phase::Postbuild][0].args,
+            serde_json::json!({"registries": {"r1:5000": {"insecure": true}, "r2": {"insecure": true}}}));
+        assert_eq!(r.plugins[&Phase::Prebuild][0].name, "pull_base_image");
+        assert_eq!(r.plugins[&Phase::Prebuild][0].args, serde_json::json!({"parent_registry": "p:5000", "parent_registry_insecure": false}));
+
+        let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "postbuild_plugins": [],
+            "parent_registry": "p", "dont_pull_base_image": true}"#).expect("valid");
+        assert!(r.plugins[&Phase::Postbuild].is_empty());
+        assert!(!r.plugins.contains_key(&Phase::Prebuild));
     }
 
     #[test]

@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Builds container images on a Docker engine from a build.json, running plugins before, around
 /// and after the build.
 #[derive(Debug, Parser)]
 #[command(name = "reactor", version, about, max_term_width = 100)]
 pub struct Cli {
-    /// Show debug output (RUST_LOG gives finer control).
+    /// Show debug output: plugin args, results and timings (RUST_LOG gives finer control).
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
@@ -41,11 +41,93 @@ pub enum Build {
         #[arg(value_name = "FILE")]
         file: PathBuf,
 
-        /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
-        /// DOCKER_HOST names.
-        #[arg(long, value_enum, default_value_t = Method::Here)]
-        method: Method,
+        /// Change the build.json before it is used: `image=name:tag`, a dotted path
+        /// (`source.provider_params.git_commit=v2`), or `PHASE_plugins.PLUGIN.ARG=value`;
+        /// `true`, `false` and `none` become booleans and null. Repeatable.
+        #[arg(long, value_name = "KEY=VALUE")]
+        substitute: Vec<String>,
+
+        #[command(flatten)]
+        run: RunArgs,
     },
+    /// Build from a git repository, as a build.json with `source.provider: git` would.
+    Git {
+        /// The repository: a URL or a local path.
+        #[arg(long)]
+        uri: String,
+
+        /// The branch, tag or commit to build (default: the remote's default branch).
+        #[arg(long)]
+        commit: Option<String>,
+
+        #[command(flatten)]
+        source: SourceArgs,
+
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Build from a local directory, as a build.json with `source.provider: path` would.
+    Path {
+        /// The directory.
+        #[arg(long)]
+        uri: String,
+
+        #[command(flatten)]
+        source: SourceArgs,
+
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+/// What `build git` and `build path` put in the build.json they make.
+#[derive(Debug, Args)]
+pub struct SourceArgs {
+    /// The name[:tag] to tag the image with.
+    #[arg(long)]
+    pub image: String,
+
+    /// The Dockerfile (a path ending in `Dockerfile`) or its directory, inside the source.
+    #[arg(long = "df-path", value_name = "PATH")]
+    pub df_path: Option<String>,
+
+    /// Push the image to these registries (adds a `tag_and_push` postbuild plugin).
+    #[arg(long = "target-registries", value_name = "REGISTRY", num_args = 1..)]
+    pub target_registries: Vec<String>,
+
+    /// The target registries are insecure (plain HTTP or unverified TLS).
+    #[arg(long = "target-registries-insecure")]
+    pub target_registries_insecure: bool,
+
+    /// Pull the base image from this registry (adds a `pull_base_image` prebuild plugin).
+    #[arg(long = "parent-registry", visible_alias = "source-registry", value_name = "REGISTRY")]
+    pub parent_registry: Option<String>,
+
+    /// The parent registry is insecure.
+    #[arg(long = "parent-registry-insecure", visible_alias = "source-registry-insecure")]
+    pub parent_registry_insecure: bool,
+
+    /// Do not pull the base image.
+    #[arg(long = "dont-pull-base-image")]
+    pub dont_pull_base_image: bool,
+}
+
+/// How every build runs.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Write the result document (JSON) here, whatever the outcome.
+    #[arg(long = "metadata-file", value_name = "PATH")]
+    pub metadata_file: Option<PathBuf>,
+
+    /// Check everything and print the plan (phases, plugins, where they come from, their args),
+    /// then stop without building.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
+    /// DOCKER_HOST names.
+    #[arg(long, value_enum, default_value_t = Method::Here)]
+    pub method: Method,
 }
 
 /// atomic-reactor's build methods; only `here` exists in reactor.

@@ -2,10 +2,12 @@
 
 mod app;
 mod build_json;
+mod cancel;
 mod cli;
 mod dockerfile;
 mod engine;
 mod plugins;
+mod results;
 mod source;
 mod state;
 mod workflow;

@@ -1,11 +1,11 @@
 //! The build's state while it runs: what plugins read and change through their context, and
-//! what the workflow records as it goes.
+//! what the workflow records as it goes, for the result document.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use reactor_plugin_api::{BuildResult, Phase, SourceInfo, Workflow};
+use reactor_plugin_api::{BuildResult, Outcome, Phase, SourceInfo, Workflow};
 use serde_json::Value;
 
 /// Everything known about the build so far.
@@ -21,8 +21,12 @@ pub struct BuildState {
     pub build_result: Option<BuildResult>,
     /// Plugin results by phase, then key.
     pub results: BTreeMap<Phase, BTreeMap<String, Value>>,
-    /// Every plugin run, in order.
+    /// Pushed image names and the digests the registry reported.
+    pub digests: BTreeMap<String, String>,
+    /// Every plugin run (and the engine build, as `dockerbuild`), in order.
     pub runs: Vec<PluginRun>,
+    /// How the build ended, set before the exit phase.
+    pub outcome: Option<Outcome>,
 }
 
 /// One plugin's run.
@@ -30,15 +34,21 @@ pub struct BuildState {
 pub struct PluginRun {
     pub phase: Phase,
     pub key: String,
+    pub started: SystemTime,
     pub duration: Duration,
     pub error: Option<String>,
 }
 
 impl BuildState {
-    /// The plugin's view: a snapshot, with the Dockerfile read from disk (plugins may edit it
-    /// there directly, as atomic-reactor plugins did through BUILD_DOCKERFILE_PATH).
+    /// The Dockerfile's current text (plugins may edit the file directly, as atomic-reactor
+    /// plugins did through BUILD_DOCKERFILE_PATH, so the file is the truth).
+    pub fn dockerfile_text(&self) -> String {
+        self.dockerfile.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
+    }
+
+    /// The plugin's view: a snapshot.
     pub fn snapshot(&self) -> Workflow {
-        let dockerfile_text = self.dockerfile.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default();
+        let dockerfile_text = self.dockerfile_text();
         Workflow {
             phase: self.phase,
             image: self.image.clone(),
@@ -56,11 +66,14 @@ impl BuildState {
             labels: self.labels.clone(),
             tags: self.tags.clone(),
             build_result: self.build_result.clone(),
-            results: self
-                .results
-                .iter()
-                .map(|(phase, results)| (phase.name().to_owned(), results.clone()))
-                .collect(),
+            results: self.results_by_name(),
+            digests: self.digests.clone(),
+            outcome: self.outcome.clone(),
         }
+    }
+
+    /// Results keyed by phase name.
+    pub fn results_by_name(&self) -> BTreeMap<String, BTreeMap<String, Value>> {
+        self.results.iter().map(|(phase, results)| (phase.name().to_owned(), results.clone())).collect()
     }
 }

@@ -1,18 +1,23 @@
-//! The build as phases: fetch the source → prebuild → build on the engine → prepublish →
-//! postbuild, and the exit plugins always, whatever happened before.
+//! The build as phases: fetch the source → prebuild → buildstep (the build) → prepublish →
+//! postbuild, and the exit plugins always, whatever happened before, cancellation included.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use reactor_plugin_api::{BuildResult, Phase, SourceInfo};
+use reactor_plugin_api::{Outcome, Phase, SourceInfo};
 use tokio::runtime::Handle;
 
 use crate::build_json::BuildRequest;
-use crate::engine::{BuildSpec, Engine};
+use crate::cancel::{Cancel, Signal};
+use crate::engine::Engine;
 use crate::plugins::host::Shared;
-use crate::plugins::runner::{run_phase, PluginFailure};
+use crate::plugins::runner::{run_buildstep, run_phase, PluginFailure};
 use crate::plugins::Plan;
 use crate::source::{self, FetchedSource};
 use crate::state::BuildState;
+
+/// How long the exit plugins may take once the build was cancelled.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Why a build did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -25,19 +30,45 @@ pub enum Failure {
     Build(String),
     #[error(transparent)]
     Plugin(#[from] PluginFailure),
+    #[error("cancelled by {}", .0.name())]
+    Cancelled(Signal),
+    #[error("{0}")]
+    Internal(String),
 }
 
-/// How a build ended.
-#[derive(Debug)]
-pub struct Outcome {
+impl Failure {
+    /// The phase and plugin the failure belongs to, for the result document.
+    pub fn place(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Failure::Source(_) => (Some("source".to_owned()), None),
+            Failure::Engine(_) | Failure::Internal(_) => (None, None),
+            Failure::Build(_) => (Some(Phase::Buildstep.name().to_owned()), Some("dockerbuild".to_owned())),
+            Failure::Plugin(p) => (Some(p.phase.name().to_owned()), Some(p.key.clone())),
+            Failure::Cancelled(_) => (None, None),
+        }
+    }
+
+    /// The outcome exit plugins and the result document see.
+    pub fn outcome(failure: Option<&Failure>) -> Outcome {
+        let Some(failure) = failure else {
+            return Outcome { status: "succeeded".to_owned(), ..Default::default() };
+        };
+        let (failed_phase, failed_plugin) = failure.place();
+        let status = if matches!(failure, Failure::Cancelled(_)) { "cancelled" } else { "failed" };
+        Outcome { status: status.to_owned(), failed_phase, failed_plugin, error: Some(failure.to_string()) }
+    }
+}
+
+/// How a build ended, and everything it recorded.
+pub struct Finished {
     /// The first failure, the root cause; `None` when the build succeeded.
     pub failure: Option<Failure>,
-    pub image: String,
-    pub image_id: Option<String>,
+    /// The state at the end, for the result document.
+    pub shared: Arc<Shared>,
 }
 
-/// Runs the whole build of `request` with the plugins of `plan`.
-pub async fn run(request: &BuildRequest, plan: &Plan) -> Outcome {
+/// Runs the whole build of `request` with the plugins of `plan`; `cancel` stops it.
+pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finished {
     let state = BuildState {
         image: request.image.clone(),
         source: SourceInfo {
@@ -47,22 +78,37 @@ pub async fn run(request: &BuildRequest, plan: &Plan) -> Outcome {
         },
         ..Default::default()
     };
-    let shared = Shared::new(state, Handle::current());
+    let shared = Shared::new(state, Handle::current(), cancel.clone());
     // Holds the fetched tree until the exit plugins are done with it.
     let mut source = None;
-    let failure = main_phases(request, plan, &shared, &mut source).await.err();
+    let failure = tokio::select! {
+        done = main_phases(request, plan, &shared, &mut source) => done.err(),
+        // Dropping the main phases stops whatever awaits in them (the build stream included).
+        signal = cancel.cancelled() => Some(Failure::Cancelled(signal)),
+    };
     if let Some(failure) = &failure {
         log::error!("{failure}");
     }
-    let exit_failure = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true).await.err();
+    shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
+
+    let exit_phase = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true);
+    let exit_failure = if cancel.is_cancelled() {
+        match tokio::time::timeout(EXIT_TIMEOUT, exit_phase).await {
+            Ok(result) => result.err().map(Failure::Plugin),
+            Err(_) => Some(Failure::Internal(format!("the exit plugins did not finish within {} s", EXIT_TIMEOUT.as_secs()))),
+        }
+    } else {
+        exit_phase.await.err().map(Failure::Plugin)
+    };
+    let failure = failure.or(exit_failure);
+    // An exit plugin's failure fails a build that had succeeded until then.
+    shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
     drop(source);
-    let state = shared.state();
-    for run in &state.runs {
+    for run in &shared.state().runs {
         let how = run.error.as_deref().map_or("ok".to_owned(), |e| format!("failed: {e}"));
         log::debug!("{} plugin '{}': {:.3}s, {how}", run.phase, run.key, run.duration.as_secs_f64());
     }
-    let image_id = state.build_result.as_ref().and_then(|r| r.image_id.clone());
-    Outcome { failure: failure.or(exit_failure.map(Failure::Plugin)), image: request.image.clone(), image_id }
+    Finished { failure, shared }
 }
 
 async fn main_phases(
@@ -73,8 +119,9 @@ async fn main_phases(
 ) -> Result<(), Failure> {
     // The engine connection and the clone do not depend on each other: do both at once.
     let spec = request.source.clone();
-    let base_dir = request.base_dir();
-    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir));
+    let base_dir = request.base_dir.clone();
+    let cancel = shared.cancel.clone();
+    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir, &cancel));
     let connecting = async {
         let engine = Engine::connect().await?;
         if log::log_enabled!(log::Level::Debug) {
@@ -83,50 +130,27 @@ async fn main_phases(
         Ok::<_, Failure>(engine)
     };
     let (engine, fetched) = tokio::join!(connecting, fetching);
-    let fetched = fetched.map_err(|e| Failure::Build(format!("fetching the source stopped: {e}")))?;
-    // Keep a fetched tree for the exit plugins even when the engine is unreachable.
-    let fetched = match fetched {
-        Ok(fetched) => {
-            let mut state = shared.state();
-            state.source.path = fetched.root.display().to_string();
-            state.source.commit = fetched.commit.clone();
-            state.dockerfile = Some(fetched.dockerfile.clone());
-            source.insert(fetched)
-        }
-        Err(e) => {
-            if let Ok(engine) = engine {
-                *shared.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
-            }
-            return Err(e.into());
-        }
-    };
-    let engine = engine?;
-    *shared.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine.clone());
-    let context_dir = fetched.context_dir().to_path_buf();
-    let dockerfile = fetched.dockerfile_name();
+    let fetched = fetched.map_err(|e| Failure::Internal(format!("fetching the source stopped: {e}")))?;
+    // Keep what did work for the exit plugins, even when the other half failed.
+    if let Ok(engine) = &engine {
+        shared.set_engine(engine.clone());
+    }
+    let fetched = source.insert(fetched?);
+    {
+        let mut state = shared.state();
+        state.source.path = fetched.root.display().to_string();
+        state.source.commit = fetched.commit.clone();
+        state.dockerfile = Some(fetched.dockerfile.clone());
+    }
+    engine?;
 
     run_phase(Phase::Prebuild, plan.phase(Phase::Prebuild), shared, false).await?;
-
-    shared.state().phase = Some(Phase::Buildstep);
-    let (build_args, labels) = {
-        let state = shared.state();
-        (state.build_args.clone(), state.labels.clone())
-    };
-    let spec = BuildSpec { context_dir: &context_dir, dockerfile: &dockerfile, tag: &request.image, build_args: &build_args, labels: &labels };
-    log::info!("building {} from {}", request.image, context_dir.join(&dockerfile).display());
-    let output = engine.build(&spec, |line| log::info!(target: "reactor::build", "{line}")).await?;
-    let failed = output.error.clone();
-    shared.state().build_result = Some(BuildResult {
-        logs: output.logs,
-        image_id: output.image_id.clone(),
-        failed: failed.is_some(),
-        fail_reason: failed.clone(),
-    });
-    if let Some(reason) = failed {
-        return Err(Failure::Build(reason));
+    run_buildstep(plan.phase(Phase::Buildstep), shared).await?;
+    let built = shared.state().build_result.clone().unwrap_or_default();
+    if built.failed {
+        return Err(Failure::Build(built.fail_reason.unwrap_or_else(|| "the builder reported a failure".to_owned())));
     }
-    log::info!("built {} ({})", request.image, output.image_id.unwrap_or_default());
-
+    log::info!("built {} ({})", request.image, built.image_id.unwrap_or_default());
     run_phase(Phase::Prepublish, plan.phase(Phase::Prepublish), shared, false).await?;
     run_phase(Phase::Postbuild, plan.phase(Phase::Postbuild), shared, false).await?;
     Ok(())

@@ -83,6 +83,17 @@ impl Context {
         })
     }
 
+    /// Builds the image on the Docker engine from the workflow as it stands (buildstep only);
+    /// the build's log is streamed to reactor's output as it runs.
+    pub fn build_image(&self) -> Result<BuildResult, PluginError> {
+        self.call(&Request::BuildImage)
+    }
+
+    /// Records the outcome of a build the plugin made with another builder (buildstep only).
+    pub fn set_build_result(&self, result: BuildResult) -> Result<(), PluginError> {
+        self.call_unit(&Request::SetBuildResult { result })
+    }
+
     /// Whether the build has been cancelled; a long-running plugin should check and stop.
     pub fn is_cancelled(&self) -> bool {
         self.call::<bool>(&Request::IsCancelled).unwrap_or(false)

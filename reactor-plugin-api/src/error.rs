@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Host,
     /// The build was cancelled while the plugin ran.
     Cancelled,
+    /// A buildstep plugin that cannot build this image: the next buildstep plugin is tried.
+    Declined,
     /// A kind this side does not know (sent by a newer peer).
     #[serde(other)]
     Other,
@@ -42,6 +44,12 @@ impl PluginError {
     /// A failure of the given kind.
     pub fn with_kind(kind: ErrorKind, message: impl fmt::Display) -> PluginError {
         PluginError { kind, message: message.to_string() }
+    }
+
+    /// A buildstep plugin declines to build this image, so the next one is tried (atomic-reactor's
+    /// `InappropriateBuildStepError`).
+    pub fn declined(message: impl fmt::Display) -> PluginError {
+        PluginError::with_kind(ErrorKind::Declined, message)
     }
 
     /// The args did not fit.

@@ -52,7 +52,7 @@ pub use context::Context;
 pub use error::{ErrorKind, PluginError};
 pub use manifest::{Manifest, Phase};
 pub use plugin::{Args, Plugin};
-pub use protocol::{BuildResult, RunOutput, SourceInfo, Workflow};
+pub use protocol::{BuildResult, Outcome, RunOutput, SourceInfo, Workflow};
 
 /// The version of this interface crate that a plugin or the host was built against.
 pub const INTERFACE_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -37,10 +37,19 @@ pub enum Request {
     RunContainer { image: String, command: Vec<String> },
     /// Whether the build was cancelled: answered with a bool.
     IsCancelled,
+    /// Builds the image on the engine from the workflow as it stands (buildstep only): answered
+    /// with the [`BuildResult`], which also becomes the workflow's.
+    BuildImage,
+    /// Records the outcome of a build a plugin made itself, with another builder (buildstep only).
+    SetBuildResult { result: BuildResult },
 }
 
 /// A snapshot of the build, as a plugin sees it when it asks.
+///
+/// Fields may be added; a plugin built against an older interface ignores them, and one built
+/// against a newer interface sees their defaults from an older host.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Workflow {
     /// The phase running now.
     pub phase: Option<Phase>,
@@ -66,10 +75,29 @@ pub struct Workflow {
     pub build_result: Option<BuildResult>,
     /// The results of the plugins that ran so far, by phase name, then by key.
     pub results: BTreeMap<String, BTreeMap<String, Value>>,
+    /// Digests of the images pushed so far, by pushed name.
+    pub digests: BTreeMap<String, String>,
+    /// How the build ended, once it has (what exit plugins see).
+    pub outcome: Option<Outcome>,
+}
+
+/// How a build ended.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Outcome {
+    /// `succeeded`, `failed` or `cancelled`.
+    pub status: String,
+    /// The phase that failed, if one did.
+    pub failed_phase: Option<String>,
+    /// The plugin that failed, if one did (`dockerbuild` for the build itself).
+    pub failed_plugin: Option<String>,
+    /// The first error, the root cause.
+    pub error: Option<String>,
 }
 
 /// Where the source came from.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SourceInfo {
     /// `git` or `path`.
     pub provider: String,
@@ -83,6 +111,7 @@ pub struct SourceInfo {
 
 /// What the build produced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct BuildResult {
     /// The engine's output, one entry per line (`Step 1/4 : FROM scratch`, …).
     pub logs: Vec<String>,

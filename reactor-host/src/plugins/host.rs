@@ -2,31 +2,37 @@
 //! running plugin makes (read the workflow, change what its phase allows, use the engine) and
 //! prints its log lines under its key.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RArc, RErr, ROk, RResult, RStr, RString};
 use reactor_plugin_api::ffi::{HostContext, HostContext_TO, HostCtx};
 use reactor_plugin_api::protocol::{PushOutcome, Request};
-use reactor_plugin_api::{ErrorKind, Phase, PluginError, RunOutput};
+use reactor_plugin_api::{BuildResult, ErrorKind, Phase, PluginError, RunOutput};
 use serde_json::{json, Value};
 use tokio::runtime::Handle;
 
-use crate::engine::Engine;
-use crate::state::BuildState;
+use crate::cancel::Cancel;
+use crate::engine::{BuildSpec, Engine};
+use crate::state::{BuildState, PluginRun};
 
-/// What every plugin run shares: the build's state, the engine, and the runtime to reach it.
+/// What every plugin run shares: the build's state, the engine, the runtime to reach it, and
+/// the cancellation.
 pub struct Shared {
     pub state: Mutex<BuildState>,
     pub engine: Mutex<Option<Engine>>,
     pub runtime: Handle,
-    pub cancelled: AtomicBool,
+    pub cancel: Cancel,
 }
 
 impl Shared {
-    pub fn new(state: BuildState, runtime: Handle) -> Arc<Shared> {
-        Arc::new(Shared { state: Mutex::new(state), engine: Mutex::new(None), runtime, cancelled: AtomicBool::new(false) })
+    pub fn new(state: BuildState, runtime: Handle, cancel: Cancel) -> Arc<Shared> {
+        Arc::new(Shared { state: Mutex::new(state), engine: Mutex::new(None), runtime, cancel })
+    }
+
+    pub fn set_engine(&self, engine: Engine) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
     }
 
     /// The state; a plugin thread that panicked while holding it cannot have left it half-changed
@@ -55,6 +61,10 @@ impl PluginHost {
     }
 
     fn answer(&self, request: Request) -> Result<Value, PluginError> {
+        // Once cancelled, only the exit plugins get anything done; the others are told so.
+        if self.phase != Phase::Exit && self.shared.cancel.is_cancelled() && request != Request::IsCancelled {
+            return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled"));
+        }
         match request {
             Request::Workflow => to_json(self.shared.state().snapshot()),
             Request::SetDockerfile { text } => {
@@ -98,6 +108,9 @@ impl PluginHost {
             Request::PushImage { name } => {
                 let engine = self.engine()?;
                 let digest = self.block_on(engine.push_image(&name))?;
+                if let Some(digest) = &digest {
+                    self.shared.state().digests.insert(name, digest.clone());
+                }
                 to_json(PushOutcome { digest })
             }
             Request::RemoveImage { name, force } => {
@@ -110,8 +123,61 @@ impl PluginHost {
                 let out = self.block_on(engine.run_container(&image, &command))?;
                 to_json(RunOutput { exit_code: out.exit_code, stdout: out.stdout, stderr: out.stderr })
             }
-            Request::IsCancelled => Ok(json!(self.shared.cancelled.load(Ordering::SeqCst))),
+            Request::IsCancelled => Ok(json!(self.shared.cancel.is_cancelled())),
+            Request::BuildImage => {
+                self.only_in(&[Phase::Buildstep], "build the image")?;
+                to_json(self.build_image()?)
+            }
+            Request::SetBuildResult { result } => {
+                self.only_in(&[Phase::Buildstep], "set the build result")?;
+                self.shared.state().build_result = Some(result);
+                Ok(Value::Null)
+            }
         }
+    }
+
+    /// Builds on the engine from the state as it stands, streaming the output to the log, and
+    /// records the result and the build's own timing (as `dockerbuild`).
+    fn build_image(&self) -> Result<BuildResult, PluginError> {
+        let engine = self.engine()?;
+        let (dockerfile, tag, build_args, labels) = {
+            let state = self.shared.state();
+            let dockerfile = state.dockerfile.clone().ok_or_else(|| host_error("there is no Dockerfile to build"))?;
+            (dockerfile, state.image.clone(), state.build_args.clone(), state.labels.clone())
+        };
+        let context_dir = dockerfile.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let name = dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let spec = BuildSpec { context_dir: &context_dir, dockerfile: &name, tag: &tag, build_args: &build_args, labels: &labels };
+        log::info!("building {tag} from {}", dockerfile.display());
+        let (started, clock) = (SystemTime::now(), Instant::now());
+        let cancel = self.shared.cancel.clone();
+        let output = self.shared.runtime.block_on(async {
+            // Dropping the build stream on cancellation makes the engine stop the build.
+            tokio::select! {
+                output = engine.build(&spec, |line| log::info!(target: "reactor::build", "{line}")) => Some(output),
+                _ = cancel.cancelled() => None,
+            }
+        });
+        let output = match output {
+            Some(output) => output.map_err(|e| host_error(e.to_string()))?,
+            None => return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled")),
+        };
+        let result = BuildResult {
+            failed: output.error.is_some(),
+            fail_reason: output.error,
+            image_id: output.image_id,
+            logs: output.logs,
+        };
+        let mut state = self.shared.state();
+        state.runs.push(PluginRun {
+            phase: Phase::Buildstep,
+            key: "dockerbuild".to_owned(),
+            started,
+            duration: clock.elapsed(),
+            error: result.fail_reason.clone(),
+        });
+        state.build_result = Some(result.clone());
+        Ok(result)
     }
 
     fn only_in(&self, phases: &[Phase], what: &str) -> Result<(), PluginError> {

@@ -102,6 +102,11 @@ impl Registry {
         self.plugins.insert(key, Arc::new(plugin));
     }
 
+    /// Every plugin, by key.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<RegisteredPlugin>> {
+        self.plugins.values()
+    }
+
     pub fn get(&self, key: &str) -> Option<&Arc<RegisteredPlugin>> {
         self.plugins.get(key)
     }
@@ -139,12 +144,6 @@ impl Plan {
         let mut plan = Plan::default();
         let mut problems = Vec::new();
         for (&phase, entries) in &request.plugins {
-            if phase == Phase::Buildstep && !entries.is_empty() {
-                problems.push(
-                    "/buildstep_plugins: not supported yet; reactor builds with the Docker engine (leave the list out)".to_owned(),
-                );
-                continue;
-            }
             let mut planned = Vec::new();
             for (index, entry) in entries.iter().enumerate() {
                 let place = format!("/{}/{index}", phase.build_json_key());
@@ -180,6 +179,21 @@ impl Plan {
                 planned.push(PlannedPlugin { entry: entry.clone(), plugin: plugin.clone() });
             }
             plan.phases.insert(phase, planned);
+        }
+        // No builder listed: the engine builds, as atomic-reactor's default docker_api does.
+        if plan.phase(Phase::Buildstep).is_empty() {
+            match registry.get(builtin::DEFAULT_BUILDER) {
+                Some(plugin) => {
+                    let entry = PluginEntry {
+                        name: builtin::DEFAULT_BUILDER.to_owned(),
+                        args: Value::Object(Default::default()),
+                        required: true,
+                        is_allowed_to_fail: Some(false),
+                    };
+                    plan.phases.insert(Phase::Buildstep, vec![PlannedPlugin { entry, plugin: plugin.clone() }]);
+                }
+                None => problems.push(format!("the default builder '{}' is not available", builtin::DEFAULT_BUILDER)),
+            }
         }
         if problems.is_empty() {
             Ok(plan)

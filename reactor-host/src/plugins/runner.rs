@@ -1,15 +1,16 @@
 //! Runs one phase's plugins in the order listed: each on a blocking thread (plugins may block),
-//! its result kept under its key, a failure either tolerated (`is_allowed_to_fail`) or fatal.
+//! its args' special values filled in, its result kept under its key, a failure either tolerated
+//! (`is_allowed_to_fail`) or fatal.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use reactor_plugin_api::{ErrorKind, Phase, PluginError};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::host::{PluginHost, Shared};
 use super::PlannedPlugin;
-use crate::state::PluginRun;
+use crate::state::{BuildState, PluginRun};
 
 /// A fatal plugin failure.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -26,37 +27,16 @@ pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Sha
     shared.state().phase = Some(phase);
     let mut first_fatal = None;
     for planned in plugins {
-        let key = planned.plugin.manifest.key.clone();
-        log::debug!("running {phase} plugin '{key}' ({}) with args: {}", planned.plugin.origin, planned.entry.args);
-        let host = PluginHost::handle(&key, phase, shared.clone());
-        let plugin = planned.plugin.clone();
-        let args = planned.entry.args.clone();
-        let started = Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || plugin.invoke(host, &args))
-            .await
-            .unwrap_or_else(|e| Err(PluginError::with_kind(ErrorKind::Panicked, e)));
-        let duration = started.elapsed();
-
-        let error = outcome.as_ref().err().map(|e| e.message.clone());
-        let result = match outcome {
-            Ok(value) => value,
-            Err(err) => json!({"error": err.message, "kind": err.kind}),
-        };
-        {
-            let mut state = shared.state();
-            state.results.entry(phase).or_default().insert(key.clone(), result);
-            state.runs.push(PluginRun { phase, key: key.clone(), duration, error: error.clone() });
-        }
-        let Some(message) = error else {
-            log::debug!("{phase} plugin '{key}' finished in {:.3}s, returning {}", duration.as_secs_f64(), shorten(&result_text(shared, phase, &key)));
+        let key = &planned.plugin.manifest.key;
+        let Err(error) = invoke(phase, planned, shared).await else {
             continue;
         };
-        if planned.allowed_to_fail() {
-            log::warn!("{phase} plugin '{key}' failed: {message}; error is not fatal (is_allowed_to_fail), continuing");
+        if planned.allowed_to_fail() && error.kind != ErrorKind::Cancelled {
+            log::warn!("{phase} plugin '{key}' failed: {error}; error is not fatal (is_allowed_to_fail), continuing");
             continue;
         }
-        log::error!("{phase} plugin '{key}' failed: {message}");
-        let failure = PluginFailure { phase, key, message };
+        log::error!("{phase} plugin '{key}' failed: {error}");
+        let failure = PluginFailure { phase, key: key.clone(), message: error.message };
         if !keep_going {
             return Err(failure);
         }
@@ -65,9 +45,80 @@ pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Sha
     first_fatal.map_or(Ok(()), Err)
 }
 
-/// The JSON text of a stored result.
-fn result_text(shared: &Shared, phase: Phase, key: &str) -> String {
-    shared.state().results.get(&phase).and_then(|r| r.get(key)).map(|v| v.to_string()).unwrap_or_default()
+/// Runs the buildstep phase: the first plugin that does not decline builds the image. Whatever
+/// a builder's entry says, its failure is fatal: there is no image without it.
+pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> Result<(), PluginFailure> {
+    shared.state().phase = Some(Phase::Buildstep);
+    let mut declined = Vec::new();
+    for planned in plugins {
+        let key = &planned.plugin.manifest.key;
+        match invoke(Phase::Buildstep, planned, shared).await {
+            Ok(_) if shared.state().build_result.is_some() => return Ok(()),
+            Ok(_) => {
+                let message = "returned without building (a builder must build, set a build result, or decline)".to_owned();
+                return Err(PluginFailure { phase: Phase::Buildstep, key: key.clone(), message });
+            }
+            Err(e) if e.kind == ErrorKind::Declined => {
+                log::info!("buildstep plugin '{key}' declined: {e}");
+                declined.push(format!("{key}: {e}"));
+            }
+            Err(e) => {
+                log::error!("buildstep plugin '{key}' failed: {e}");
+                return Err(PluginFailure { phase: Phase::Buildstep, key: key.clone(), message: e.message });
+            }
+        }
+    }
+    Err(PluginFailure {
+        phase: Phase::Buildstep,
+        key: declined.last().and_then(|d| d.split(':').next()).unwrap_or("buildstep").to_owned(),
+        message: format!("no buildstep plugin would build this image ({})", declined.join("; ")),
+    })
+}
+
+/// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`).
+async fn invoke(phase: Phase, planned: &PlannedPlugin, shared: &Arc<Shared>) -> Result<Value, PluginError> {
+    let key = planned.plugin.manifest.key.clone();
+    let args = fill_special_values(&planned.entry.args, &shared.state());
+    log::debug!("running {phase} plugin '{key}' ({}) with args: {args}", planned.plugin.origin);
+    let host = PluginHost::handle(&key, phase, shared.clone());
+    let plugin = planned.plugin.clone();
+    let (started, clock) = (SystemTime::now(), Instant::now());
+    let outcome = tokio::task::spawn_blocking(move || plugin.invoke(host, &args))
+        .await
+        .unwrap_or_else(|e| Err(PluginError::with_kind(ErrorKind::Panicked, e)));
+    let duration = clock.elapsed();
+    let result = match &outcome {
+        Ok(value) => value.clone(),
+        Err(err) => json!({"error": err.message, "kind": err.kind}),
+    };
+    let error = outcome.as_ref().err().map(|e| e.message.clone());
+    match &outcome {
+        Ok(_) => log::debug!("{phase} plugin '{key}' finished in {:.3}s, returning {}", duration.as_secs_f64(), shorten(&result.to_string())),
+        Err(_) => log::debug!("{phase} plugin '{key}' failed after {:.3}s", duration.as_secs_f64()),
+    }
+    let mut state = shared.state();
+    state.results.entry(phase).or_default().insert(key.clone(), result);
+    state.runs.push(PluginRun { phase, key, started, duration, error });
+    outcome
+}
+
+/// Replaces atomic-reactor's special arg values, wherever they stand in the args (in objects
+/// and lists, at any depth), with what they name now: `BUILT_IMAGE_ID`, `BASE_IMAGE`,
+/// `BUILD_DOCKERFILE_PATH`, `BUILD_SOURCE_PATH`. What is not known yet becomes `null`.
+pub fn fill_special_values(args: &Value, state: &BuildState) -> Value {
+    match args {
+        Value::String(s) => match s.as_str() {
+            "BUILT_IMAGE_ID" => state.build_result.as_ref().and_then(|r| r.image_id.clone()).map_or(Value::Null, Value::String),
+            "BASE_IMAGE" => crate::dockerfile::base_image(&state.dockerfile_text()).map_or(Value::Null, Value::String),
+            "BUILD_DOCKERFILE_PATH" => state.dockerfile.as_ref().map_or(Value::Null, |p| Value::String(p.display().to_string())),
+            "BUILD_SOURCE_PATH" if !state.source.path.is_empty() => Value::String(state.source.path.clone()),
+            "BUILD_SOURCE_PATH" => Value::Null,
+            _ => args.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| fill_special_values(v, state)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_special_values(v, state))).collect()),
+        other => other.clone(),
+    }
 }
 
 /// At most about 2000 characters, cut at a character boundary.
@@ -76,5 +127,29 @@ fn shorten(text: &str) -> String {
     match text.char_indices().nth(MAX) {
         Some((at, _)) => format!("{}… ({} bytes)", &text[..at], text.len()),
         None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reactor_plugin_api::BuildResult;
+
+    #[test]
+    fn special_values_are_filled_at_any_depth_and_unknown_ones_are_null() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dockerfile = dir.path().join("Dockerfile");
+        std::fs::write(&dockerfile, "FROM busybox:1.36\n").expect("write");
+        let mut state = BuildState { dockerfile: Some(dockerfile.clone()), ..Default::default() };
+        state.source.path = dir.path().display().to_string();
+        let args = json!({"id": "BUILT_IMAGE_ID", "nested": {"list": ["BASE_IMAGE", "BUILD_DOCKERFILE_PATH", 3]},
+                          "src": "BUILD_SOURCE_PATH", "plain": "BUILT_IMAGE_ID!"});
+        let before = fill_special_values(&args, &state);
+        assert_eq!(before["id"], Value::Null);
+        assert_eq!(before["nested"]["list"], json!(["busybox:1.36", dockerfile.display().to_string(), 3]));
+        assert_eq!(before["src"], json!(dir.path().display().to_string()));
+        assert_eq!(before["plain"], json!("BUILT_IMAGE_ID!"));
+        state.build_result = Some(BuildResult { image_id: Some("sha256:abc".into()), ..Default::default() });
+        assert_eq!(fill_special_values(&args, &state)["id"], json!("sha256:abc"));
     }
 }

@@ -3,21 +3,31 @@
 use std::path::Path;
 
 use git2::build::{CheckoutBuilder, RepoBuilder};
-use git2::{Oid, Repository};
+use git2::{FetchOptions, Oid, RemoteCallbacks, Repository};
 
 use super::Error;
+use crate::cancel::Cancel;
 
 /// Clones `uri` into `dest`, checks out `commit` (a branch, tag or SHA; the remote's default
 /// branch when `None`) and returns the SHA checked out. A local path `uri` is taken relative to
 /// `base_dir`.
-pub fn clone(uri: &str, commit: Option<&str>, base_dir: &Path, dest: &Path) -> Result<String, Error> {
+pub fn clone(uri: &str, commit: Option<&str>, base_dir: &Path, dest: &Path, cancel: &Cancel) -> Result<String, Error> {
     let url = clone_url(uri, base_dir);
     log::info!("cloning {url}");
+    // Returning false from the progress callback makes libgit2 stop the transfer.
+    let mut callbacks = RemoteCallbacks::new();
+    callbacks.transfer_progress(|_| !cancel.is_cancelled());
+    let mut fetch = FetchOptions::new();
+    fetch.remote_callbacks(callbacks);
     // A full clone: libgit2 cannot fetch shallow over local transports, and a full history lets
     // any SHA on any branch be checked out.
-    let repo = RepoBuilder::new()
-        .clone(&url, dest)
-        .map_err(|e| Error::Clone { uri: uri.to_owned(), reason: e.message().to_owned() })?;
+    let repo = RepoBuilder::new().fetch_options(fetch).clone(&url, dest).map_err(|e| {
+        if cancel.is_cancelled() {
+            Error::Cancelled
+        } else {
+            Error::Clone { uri: uri.to_owned(), reason: e.message().to_owned() }
+        }
+    })?;
     let oid = match commit {
         None => repo
             .head()

@@ -11,6 +11,8 @@ use std::path::{Component, Path, PathBuf};
 
 use tempfile::TempDir;
 
+use crate::cancel::Cancel;
+
 /// Where a build's source comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Provider {
@@ -54,18 +56,6 @@ pub struct FetchedSource {
     pub dockerfile: PathBuf,
 }
 
-impl FetchedSource {
-    /// The build context: the Dockerfile's directory.
-    pub fn context_dir(&self) -> &Path {
-        self.dockerfile.parent().unwrap_or(&self.root)
-    }
-
-    /// The Dockerfile's name within the context directory.
-    pub fn dockerfile_name(&self) -> String {
-        self.dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    }
-}
-
 /// What went wrong fetching the source or finding its Dockerfile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -83,6 +73,8 @@ pub enum Error {
     OutsideSource(String),
     #[error("Dockerfile '{0}' doesn't exist in the source (check dockerfile_path)")]
     NoDockerfile(String),
+    #[error("fetching the source was cancelled")]
+    Cancelled,
 }
 
 /// Does the provider's one-time set-up for `spec`. Call it from the main thread before any
@@ -95,13 +87,14 @@ pub fn prepare(spec: &SourceSpec, base_dir: &Path) {
 
 /// Fetches `spec` into a new temporary directory. A relative local path or `uri` is taken
 /// relative to `base_dir` (the build.json's directory).
-pub fn fetch(spec: &SourceSpec, base_dir: &Path) -> Result<FetchedSource, Error> {
+/// Stops early, with [`Error::Cancelled`], once `cancel` is cancelled.
+pub fn fetch(spec: &SourceSpec, base_dir: &Path, cancel: &Cancel) -> Result<FetchedSource, Error> {
     let tmp = tempfile::Builder::new().prefix("reactor-source-").tempdir().map_err(Error::TempDir)?;
     let root = tmp.path().join("source");
     let commit = match spec.provider {
-        Provider::Git => Some(git::clone(&spec.uri, spec.commit.as_deref(), base_dir, &root)?),
+        Provider::Git => Some(git::clone(&spec.uri, spec.commit.as_deref(), base_dir, &root, cancel)?),
         Provider::Path => {
-            path::copy_tree(&local_path(&spec.uri, base_dir), &root)?;
+            path::copy_tree(&local_path(&spec.uri, base_dir), &root, cancel)?;
             None
         }
     };

@@ -6,14 +6,18 @@ use std::path::Path;
 use walkdir::WalkDir;
 
 use super::Error;
+use crate::cancel::Cancel;
 
 /// Copies the tree at `from` to `to` (which must not exist yet).
-pub fn copy_tree(from: &Path, to: &Path) -> Result<(), Error> {
+pub fn copy_tree(from: &Path, to: &Path, cancel: &Cancel) -> Result<(), Error> {
     let failed = |path: &Path, reason: String| Error::Copy { path: path.display().to_string(), reason };
     if !from.is_dir() {
         return Err(failed(from, "not a directory".to_owned()));
     }
     for entry in WalkDir::new(from).follow_links(false) {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
         let entry = entry.map_err(|e| failed(from, e.to_string()))?;
         let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
         let target = to.join(rel);
