@@ -5,8 +5,10 @@
 mod util;
 
 mod build_json;
+mod cancel;
 mod engine;
 mod errors;
 mod plugins;
 mod seed;
 mod source;
+mod workflow;

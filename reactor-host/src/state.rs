@@ -27,6 +27,8 @@ pub struct BuildState {
     pub runs: Vec<PluginRun>,
     /// How the build ended, set before the exit phase.
     pub outcome: Option<Outcome>,
+    /// The Dockerfile's text as it was when the source was removed.
+    pub dockerfile_at_end: Option<String>,
 }
 
 /// One plugin's run.
@@ -43,6 +45,9 @@ impl BuildState {
     /// The Dockerfile's current text (plugins may edit the file directly, as atomic-reactor
     /// plugins did through BUILD_DOCKERFILE_PATH, so the file is the truth).
     pub fn dockerfile_text(&self) -> String {
+        if let Some(text) = &self.dockerfile_at_end {
+            return text.clone();
+        }
         self.dockerfile.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 

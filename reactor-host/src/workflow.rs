@@ -103,6 +103,13 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
     let failure = failure.or(exit_failure);
     // An exit plugin's failure fails a build that had succeeded until then.
     shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
+    {
+        // The source goes away now; the result document still shows the final Dockerfile.
+        let mut state = shared.state();
+        if state.dockerfile.is_some() {
+            state.dockerfile_at_end = Some(state.dockerfile_text());
+        }
+    }
     drop(source);
     for run in &shared.state().runs {
         let how = run.error.as_deref().map_or("ok".to_owned(), |e| format!("failed: {e}"));

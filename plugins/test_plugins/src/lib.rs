@@ -44,13 +44,20 @@ impl Plugin for Recorder {
     }
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args_value = args.as_value().clone();
         let args: RecorderArgs = args.parse()?;
         let workflow = ctx.workflow()?;
         let phase = workflow.phase.map(|p| p.name()).unwrap_or("none");
         let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&args.path)?;
         writeln!(file, "{phase} {}", args.label)?;
         log::info!("recorded {} in {phase}", args.label);
-        Ok(json!({"label": args.label, "image": workflow.image, "commit": workflow.source.commit}))
+        Ok(json!({
+            "label": args.label,
+            "image": workflow.image,
+            "commit": workflow.source.commit,
+            "args": args_value,
+            "outcome": workflow.outcome,
+        }))
     }
 }
 
@@ -109,4 +116,107 @@ impl Plugin for Failer {
     }
 }
 
-export_plugins!(Panicker, Recorder, ContextProbe, Failer);
+/// Writes `started` to the file `path`, then sleeps `seconds` (default 30), stopping early when
+/// the build is cancelled unless `ignore_cancel`; appends `done` when it finishes.
+pub struct Slow;
+
+#[derive(Deserialize)]
+struct SlowArgs {
+    path: String,
+    #[serde(default = "thirty")]
+    seconds: f64,
+    #[serde(default)]
+    ignore_cancel: bool,
+}
+
+fn thirty() -> f64 {
+    30.0
+}
+
+impl Plugin for Slow {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("slow", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("takes its time")
+            .allowed_to_fail(false)
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args: SlowArgs = args.parse()?;
+        std::fs::write(&args.path, "started\n")?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.seconds);
+        while std::time::Instant::now() < deadline {
+            if !args.ignore_cancel && ctx.is_cancelled() {
+                return Err(PluginError::with_kind(reactor_plugin_api::ErrorKind::Cancelled, "stopped: the build was cancelled"));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let mut file = std::fs::OpenOptions::new().append(true).open(&args.path)?;
+        writeln!(file, "done")?;
+        Ok(json!("done"))
+    }
+}
+
+/// Returns its args; exported under keys of atomic-reactor's default plugins, so tests can see
+/// that they are injected with the right args.
+pub struct Echo(&'static str);
+
+impl Plugin for Echo {
+    fn manifest(&self) -> Manifest {
+        Manifest::new(self.0, Phase::ALL, env!("CARGO_PKG_VERSION")).description("returns its args")
+    }
+
+    fn run(&self, _ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        Ok(json!({"args": args.as_value()}))
+    }
+}
+
+/// A builder that never builds: it declines, so the next buildstep plugin is tried.
+pub struct Decliner;
+
+impl Plugin for Decliner {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("decliner", [Phase::Buildstep], env!("CARGO_PKG_VERSION")).description("declines to build")
+    }
+
+    fn run(&self, _ctx: &Context, _args: Args) -> Result<Value, PluginError> {
+        Err(PluginError::declined("this builder builds nothing"))
+    }
+}
+
+/// A builder that "builds" by tagging the image `from` as the workflow's image, then records the
+/// build result itself: how a plugin wraps a builder other than the engine's.
+pub struct RetagBuilder;
+
+impl Plugin for RetagBuilder {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("retag_builder", [Phase::Buildstep], env!("CARGO_PKG_VERSION"))
+            .description("builds by retagging an image")
+            .args_schema(json!({"type": "object", "properties": {"from": {"type": "string"}}, "required": ["from"]}))
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let from = args.get("from").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let image = ctx.workflow()?.image;
+        ctx.tag_image(&from, &image)?;
+        let id = ctx.inspect_image(&image)?["Id"].as_str().map(str::to_owned);
+        ctx.set_build_result(reactor_plugin_api::BuildResult {
+            logs: vec![format!("retagged {from} as {image}")],
+            image_id: id.clone(),
+            failed: false,
+            fail_reason: None,
+        })?;
+        Ok(json!({"image_id": id}))
+    }
+}
+
+export_plugins!(
+    Panicker,
+    Recorder,
+    ContextProbe,
+    Failer,
+    Slow,
+    Echo("tag_and_push"),
+    Echo("pull_base_image"),
+    Decliner,
+    RetagBuilder,
+);

@@ -1,0 +1,151 @@
+//! Cancellation: SIGTERM or SIGINT stops the build, the exit plugins still run, the result
+//! document says `cancelled`, the temporary source is removed, the exit code is 128 + signal.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+/// A reactor run in the background whose stderr is collected as it comes.
+struct Background {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    fn start(dir: &Path, args: &[&str]) -> Background {
+        engine_is_up();
+        std::fs::create_dir_all(dir.join("tmp")).expect("mkdir tmp");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reactor"))
+            .current_dir(dir)
+            .args(args)
+            .env_remove("RUST_LOG")
+            .env("TMPDIR", dir.join("tmp"))
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start reactor");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = sink.lock().expect("lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Background { child, stderr }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits until `ready` holds, failing after 60 s.
+    fn wait_until(&self, what: &str, ready: impl Fn(&Background) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    fn wait(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(100)); // let the reader drain the pipe
+                return (status.code(), self.stderr());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("reactor did not stop:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn metadata(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("metadata.json")).expect("metadata written")).expect("JSON")
+}
+
+#[test]
+fn sigterm_during_the_build_stops_the_engine_and_still_runs_the_exit_plugins() {
+    let dir = workdir();
+    // An odd duration, to find this build's container among others.
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\nRUN sleep 37.5\n")]);
+    let record = dir.path().join("record.txt");
+    let image = unique("cancel-build");
+    let file = build_json(dir.path(), &json!({"image": image, "git_url": "repo",
+        "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "exit"}}]}));
+    let so = plugin("test_plugins");
+    let started = Instant::now();
+    let run = Background::start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
+    run.wait_until("the sleep step", |r| r.stderr().contains("Running in "));
+    run.signal("TERM");
+    let (code, stderr) = run.wait();
+
+    assert_eq!(code, Some(143), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(30), "stopped well before the step would have ended");
+    assert!(stderr.contains("received SIGTERM: cancelling the build; the exit plugins will still run"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&record).expect("exit plugin ran"), "exit exit\n");
+    let doc = metadata(dir.path());
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["exit_code"], 143);
+    assert_eq!(doc["failure"]["error"], "cancelled by SIGTERM");
+    let exit = doc["plugins"].as_array().expect("plugins").iter().find(|p| p["phase"] == "exit").expect("exit ran").clone();
+    assert_eq!(exit["result"]["outcome"]["status"], "cancelled");
+    // The temporary source is gone.
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The engine stopped the build: its container goes away.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ps = docker(&["ps", "--no-trunc", "--format", "{{.Command}}"]);
+        if !String::from_utf8_lossy(&ps.stdout).contains("sleep 37.5") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the build's container is still running");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!docker(&["image", "inspect", &image]).status.success(), "no image");
+}
+
+#[test]
+fn sigint_stops_a_plugin_and_a_second_one_waits_for_the_exit_plugins() {
+    let dir = workdir();
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\n")]);
+    let (pre, exit, record) = (dir.path().join("pre.txt"), dir.path().join("exit.txt"), dir.path().join("record.txt"));
+    let file = build_json(dir.path(), &json!({"image": unique("cancel-plugin"), "git_url": "repo",
+        "prebuild_plugins": [{"name": "slow", "args": {"path": pre, "seconds": 30}}],
+        "exit_plugins": [{"name": "slow", "args": {"path": exit, "seconds": 1.5, "ignore_cancel": true}},
+                         {"name": "recorder", "args": {"path": record, "label": "last"}}]}));
+    let so = plugin("test_plugins");
+    let run = Background::start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
+    run.wait_until("the slow prebuild plugin", |_| pre.exists());
+    run.signal("INT");
+    run.wait_until("the slow exit plugin", |_| exit.exists());
+    run.signal("INT");
+    let (code, stderr) = run.wait();
+
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("received SIGINT again: ignored while the exit plugins finish"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&pre).expect("pre"), "started\n", "the prebuild plugin stopped early");
+    assert_eq!(std::fs::read_to_string(&exit).expect("exit"), "started\ndone\n", "the exit plugin finished");
+    assert_eq!(std::fs::read_to_string(&record).expect("record"), "exit last\n", "and the one after it ran");
+    let doc = metadata(dir.path());
+    assert_eq!(doc["status"], "cancelled");
+    assert_eq!(doc["exit_code"], 130);
+}
