@@ -157,11 +157,11 @@ fn describe_plan(request: &BuildRequest, plan: &Plan) -> String {
     out += &format!("image: {}\n", request.image);
     let source = &request.source;
     out += &format!(
-        "source: {} {} ({}), Dockerfile: {}\n",
+        "source: {} {} ({}), dockerfile_path: {}\n",
         source.provider.name(),
         source.uri,
         source.commit.as_deref().map_or("default branch".to_owned(), |c| format!("commit {c}")),
-        source.dockerfile_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("Dockerfile at the root"),
+        source.dockerfile_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("(the root)"),
     );
     for phase in Phase::ALL {
         out += &format!("{phase}:\n");

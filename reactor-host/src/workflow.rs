@@ -82,23 +82,25 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
     // Holds the fetched tree until the exit plugins are done with it.
     let mut source = None;
     let failure = tokio::select! {
-        done = main_phases(request, plan, &shared, &mut source) => done.err(),
+        // Checked first: a phase that failed because of the cancellation was cancelled.
+        biased;
         // Dropping the main phases stops whatever awaits in them (the build stream included).
         signal = cancel.cancelled() => Some(Failure::Cancelled(signal)),
+        done = main_phases(request, plan, &shared, &mut source) => done.err(),
     };
     if let Some(failure) = &failure {
         log::error!("{failure}");
     }
     shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
 
-    let exit_phase = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true);
-    let exit_failure = if cancel.is_cancelled() {
-        match tokio::time::timeout(EXIT_TIMEOUT, exit_phase).await {
-            Ok(result) => result.err().map(Failure::Plugin),
-            Err(_) => Some(Failure::Internal(format!("the exit plugins did not finish within {} s", EXIT_TIMEOUT.as_secs()))),
-        }
-    } else {
-        exit_phase.await.err().map(Failure::Plugin)
+    // The exit plugins run to the end, but once the build is cancelled (before or during this
+    // phase) only for so long.
+    let exit_failure = tokio::select! {
+        done = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true) => done.err().map(Failure::Plugin),
+        () = async {
+            cancel.cancelled().await;
+            tokio::time::sleep(EXIT_TIMEOUT).await;
+        } => Some(Failure::Internal(format!("the exit plugins did not finish within {} s of the cancellation", EXIT_TIMEOUT.as_secs()))),
     };
     let failure = failure.or(exit_failure);
     // An exit plugin's failure fails a build that had succeeded until then.
