@@ -49,25 +49,26 @@ pub fn run(cli: Cli) -> ExitCode {
     // shows every problem.
     let mut registry = Registry::with_builtins();
     let loaded = registry.load_files(&cli.load_plugin);
-    let mut problems = Vec::new();
-    if let Err(e) = &request {
-        problems.push(e.to_string());
-    }
-    let mut code = exit::INVALID_INPUT;
-    if let Err(errors) = loaded {
-        problems.extend(errors.iter().map(ToString::to_string));
-        code = exit::PLUGIN_LOAD;
-    }
-    let plan = match request.as_ref().map(|request| Plan::resolve(request, &registry)) {
-        Ok(Ok(plan)) if problems.is_empty() => plan,
-        Ok(Err(plan_problems)) if code != exit::PLUGIN_LOAD => {
-            problems.extend(plan_problems.iter().map(|p| format!("{origin}: {p}")));
+    let request = match (request, loaded) {
+        (Ok(request), Ok(())) => request,
+        (request, loaded) => {
+            let mut problems: Vec<String> = request.err().map(|e| e.to_string()).into_iter().collect();
+            let code = match loaded {
+                Ok(()) => exit::INVALID_INPUT,
+                Err(errors) => {
+                    problems.extend(errors.iter().map(ToString::to_string));
+                    exit::PLUGIN_LOAD
+                }
+            };
             return refuse(&origin, &problems, &registry, code, &run, started);
         }
-        _ => return refuse(&origin, &problems, &registry, code, &run, started),
     };
-    let Ok(request) = request else {
-        return refuse(&origin, &problems, &registry, code, &run, started);
+    let plan = match Plan::resolve(&request, &registry) {
+        Ok(plan) => plan,
+        Err(problems) => {
+            let problems: Vec<String> = problems.iter().map(|p| format!("{origin}: {p}")).collect();
+            return refuse(&origin, &problems, &registry, exit::INVALID_INPUT, &run, started);
+        }
     };
 
     if run.dry_run {

@@ -37,18 +37,15 @@ fn loaded_plugins(registry: &Registry) -> Value {
 fn envelope(status: &str, exit_code: u8, started: SystemTime) -> serde_json::Map<String, Value> {
     let finished = SystemTime::now();
     let duration = finished.duration_since(started).unwrap_or_default().as_secs_f64();
-    let Value::Object(map) = json!({
-        "version": FORMAT_VERSION,
-        "reactor_version": env!("CARGO_PKG_VERSION"),
-        "status": status,
-        "exit_code": exit_code,
-        "started": time(started),
-        "finished": time(finished),
-        "duration_s": duration,
-    }) else {
-        unreachable!("json! of an object literal is an object")
-    };
-    map
+    let mut doc = serde_json::Map::new();
+    doc.insert("version".into(), json!(FORMAT_VERSION));
+    doc.insert("reactor_version".into(), json!(env!("CARGO_PKG_VERSION")));
+    doc.insert("status".into(), json!(status));
+    doc.insert("exit_code".into(), json!(exit_code));
+    doc.insert("started".into(), json!(time(started)));
+    doc.insert("finished".into(), json!(time(finished)));
+    doc.insert("duration_s".into(), json!(duration));
+    doc
 }
 
 /// The document for a build that never started: the input was refused.

@@ -50,6 +50,7 @@ pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Sha
 pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> Result<(), PluginFailure> {
     shared.state().phase = Some(Phase::Buildstep);
     let mut declined = Vec::new();
+    let mut last_key = "buildstep".to_owned();
     for planned in plugins {
         let key = &planned.plugin.manifest.key;
         match invoke(Phase::Buildstep, planned, shared).await {
@@ -61,6 +62,7 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> R
             Err(e) if e.kind == ErrorKind::Declined => {
                 log::info!("buildstep plugin '{key}' declined: {e}");
                 declined.push(format!("{key}: {e}"));
+                last_key.clone_from(key);
             }
             Err(e) => {
                 log::error!("buildstep plugin '{key}' failed: {e}");
@@ -70,7 +72,7 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> R
     }
     Err(PluginFailure {
         phase: Phase::Buildstep,
-        key: declined.last().and_then(|d| d.split(':').next()).unwrap_or("buildstep").to_owned(),
+        key: last_key,
         message: format!("no buildstep plugin would build this image ({})", declined.join("; ")),
     })
 }
