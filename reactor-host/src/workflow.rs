@@ -88,7 +88,8 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
         signal = cancel.cancelled() => Some(Failure::Cancelled(signal)),
         done = main_phases(request, plan, &shared, &mut source) => done.err(),
     };
-    if let Some(failure) = &failure {
+    // A plugin's failure was logged as it happened; say the others now, before the exit plugins.
+    if let Some(failure) = failure.as_ref().filter(|f| !matches!(f, Failure::Plugin(_) | Failure::Cancelled(_))) {
         log::error!("{failure}");
     }
     shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
