@@ -133,3 +133,64 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod author_api_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_panic_becomes_a_panicked_error_with_its_message() {
+        let err = __private::guard(|| -> Result<(), PluginError> { panic!("kaboom {}", 7) }).expect_err("panicked");
+        assert_eq!(err.kind, ErrorKind::Panicked);
+        assert!(err.message.ends_with("kaboom 7"), "{}", err.message);
+        assert_eq!(__private::guard(|| Ok::<_, PluginError>(3)).expect("no panic"), 3);
+    }
+
+    #[test]
+    fn errors_keep_their_causes_on_one_line_and_cross_as_json() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let err = PluginError::from(io).context("POST http://x");
+        assert_eq!(err.message, "POST http://x: refused");
+        let back = PluginError::from_json(&err.to_json());
+        assert_eq!(back, err);
+        // Text that is not an encoded error (from a peer that sends plain text) is kept as the message.
+        assert_eq!(PluginError::from_json("plain").message, "plain");
+        // A kind this side does not know yet still decodes.
+        let newer = PluginError::from_json(r#"{"kind": "from_the_future", "message": "m"}"#);
+        assert_eq!((newer.kind, newer.message.as_str()), (ErrorKind::Other, "m"));
+    }
+
+    #[test]
+    fn args_parse_into_the_plugins_type_and_name_what_is_wrong() {
+        #[derive(serde::Deserialize, Debug)]
+        struct UrlArgs {
+            #[allow(dead_code)]
+            url: String,
+        }
+        assert!(Args::new(json!({"url": "http://x"})).parse::<UrlArgs>().is_ok());
+        let err = Args::new(json!({"url": 5})).parse::<UrlArgs>().expect_err("wrong type");
+        assert_eq!(err.kind, ErrorKind::InvalidArgs);
+        assert!(err.message.contains("invalid type: integer `5`, expected a string"), "{}", err.message);
+        let err = Args::new(serde_json::Value::Null).parse::<UrlArgs>().expect_err("missing");
+        assert!(err.message.contains("missing field `url`"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_manifest_from_an_older_plugin_gets_defaults_for_newer_fields() {
+        let manifest: Manifest = serde_json::from_str(r#"{"key": "k", "phases": ["postbuild"], "version": "1"}"#).expect("decodes");
+        assert_eq!(manifest.args_schema, json!({"type": "object"}));
+        assert!(manifest.allowed_to_fail);
+        let built = Manifest::new("k", [Phase::Exit], "2").description("d").allowed_to_fail(false);
+        let back: Manifest = serde_json::from_str(&serde_json::to_string(&built).expect("encodes")).expect("decodes");
+        assert_eq!(back, built);
+    }
+
+    #[test]
+    fn a_workflow_from_an_older_host_decodes_with_defaults() {
+        let workflow: Workflow = serde_json::from_str(r#"{"image": "i", "phase": "prebuild"}"#).expect("decodes");
+        assert_eq!(workflow.image, "i");
+        assert_eq!(workflow.phase, Some(Phase::Prebuild));
+        assert!(workflow.outcome.is_none() && workflow.digests.is_empty());
+    }
+}
