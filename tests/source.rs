@@ -134,3 +134,36 @@ fn dockerignore_is_honoured_as_docker_does() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(files(&image), files(&by_docker));
 }
+
+#[test]
+fn a_repository_served_over_the_git_protocol_clones_by_url() {
+    // A network transport (the smart protocol https also speaks), served by `git daemon` on loopback.
+    let dir = workdir();
+    let served = dir.path().join("served");
+    let sha = git_repo(&served.join("hello.git"), &[("Dockerfile", DOCKERFILE), ("content.txt", "over the wire\n")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    // git-daemon itself, not the `git daemon` wrapper, so that killing it stops the server.
+    let exec_path = git(dir.path(), &["--exec-path"]);
+    let mut daemon = std::process::Command::new(std::path::Path::new(&exec_path).join("git-daemon"))
+        .args(["--export-all", "--reuseaddr", "--listen=127.0.0.1", &format!("--port={port}")])
+        .arg(format!("--base-path={}", served.display()))
+        .arg(&served)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start git daemon");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "git daemon did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let image = unique("gitproto");
+    let _cleanup = Images(vec![image.clone()]);
+    let file = build_json(dir.path(), &json!({"image": image, "source": {"provider": "git", "uri": format!("git://127.0.0.1:{port}/hello.git")}}));
+    let run = reactor(dir.path(), &["build", "json", &file], &[]);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    run.expect_code(0);
+    assert!(run.stderr.contains(&format!("checked out {sha}")), "{}", run.stderr);
+    assert_eq!(docker_run(&image, &[]), "over the wire\n");
+}
