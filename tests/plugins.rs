@@ -219,3 +219,27 @@ fn build_plugin_against_interface_version(version: &str) -> String {
     assert!(status.success(), "building the skewed plugin failed");
     work.join("target/debug/libskewed.so").display().to_string()
 }
+
+#[test]
+fn a_plugin_pushes_through_the_host_and_the_digest_is_recorded() {
+    let dir = workdir();
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\nRUN echo pushed > /marker\n")]);
+    let image = unique("push");
+    let _cleanup = Images(vec![image.clone()]);
+    let file = build_json(dir.path(), &json!({"image": image, "git_url": "repo",
+        "postbuild_plugins": [{"name": "context_probe", "args": {"push_to": "127.0.0.1:5000"}}]}));
+    let so = plugin("test_plugins");
+    let run = reactor(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"], &[]);
+    run.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("metadata.json")).expect("written")).expect("JSON");
+    let pushed = format!("127.0.0.1:5000/{image}:probe");
+    let digest = doc["digests"][&pushed].as_str().unwrap_or_else(|| panic!("digest recorded: {doc}")).to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    // The registry serves that manifest under that digest.
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
+        .arg(format!("http://127.0.0.1:5000/v2/{image}/manifests/{digest}"))
+        .output()
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "the registry has {pushed}@{digest}");
+}

@@ -72,8 +72,17 @@ impl Plugin for ContextProbe {
             .allowed_to_fail(false)
     }
 
-    fn run(&self, ctx: &Context, _args: Args) -> Result<Value, PluginError> {
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let workflow = ctx.workflow()?;
+        if let Some(registry) = args.get("push_to").and_then(Value::as_str) {
+            // Push the built image to `registry` under the workflow's image name.
+            let id = ctx.build_result()?.image_id.ok_or_else(|| PluginError::new("no image was built"))?;
+            let target = format!("{registry}/{}:probe", workflow.image.split(':').next().unwrap_or("probe"));
+            ctx.tag_image(&id, &target)?;
+            let digest = ctx.push_image(&target)?;
+            ctx.remove_image(&target, false)?;
+            return Ok(json!({"pushed": target, "digest": digest}));
+        }
         if workflow.phase == Some(Phase::Prebuild) {
             let text = format!("{}\nARG PROBE_ARG\nLABEL probe.edited=yes probe.arg=$PROBE_ARG\n", workflow.dockerfile.trim_end());
             ctx.set_dockerfile(&text)?;
