@@ -231,19 +231,23 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<(), Error> {
 
 /// Keys reactor reads, or accepts for compatibility.
 fn is_known_key(key: &str) -> bool {
-    let schema: Value = serde_json::from_str(SCHEMA).unwrap_or_default();
-    schema["properties"].get(key).is_some()
+    schema().is_ok_and(|schema| schema["properties"].get(key).is_some())
+}
+
+/// The schema, parsed once.
+fn schema() -> Result<&'static Value, String> {
+    static SCHEMA_VALUE: std::sync::OnceLock<Result<Value, String>> = std::sync::OnceLock::new();
+    SCHEMA_VALUE
+        .get_or_init(|| serde_json::from_str(SCHEMA).map_err(|e| format!("reactor's own schema is broken: {e}")))
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 /// Every way `value` breaks the schema, each as `/pointer: problem`.
 fn schema_problems(value: &Value) -> Vec<String> {
-    let schema: Value = match serde_json::from_str(SCHEMA) {
-        Ok(schema) => schema,
-        Err(e) => return vec![format!("reactor's own schema is broken: {e}")],
-    };
-    let validator = match jsonschema::validator_for(&schema) {
+    let validator = match schema().and_then(|s| jsonschema::validator_for(s).map_err(|e| format!("reactor's own schema is broken: {e}"))) {
         Ok(v) => v,
-        Err(e) => return vec![format!("reactor's own schema is broken: {e}")],
+        Err(e) => return vec![e],
     };
     validator.iter_errors(value).map(|e| describe(e.instance_path().as_str(), &e.to_string())).collect()
 }
@@ -266,6 +270,13 @@ mod tests {
         let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file: "b/build.json".into(), reason: e.to_string() })?;
         let substitutions: Vec<String> = substitutions.iter().map(|s| s.to_string()).collect();
         from_value(value, "b/build.json", PathBuf::from("b"), &substitutions)
+    }
+
+    #[test]
+    fn the_published_schema_is_valid_json_schema() {
+        let schema = schema().expect("parses");
+        jsonschema::validator_for(schema).expect("compiles");
+        assert!(is_known_key("exit_plugins") && !is_known_key("exit_plugin"));
     }
 
     #[test]
