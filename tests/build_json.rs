@@ -12,12 +12,15 @@ fn the_1_6_form_with_a_git_source_builds() {
     let sha = git_repo(&dir.path().join("repo"), &[("Dockerfile", DOCKERFILE), ("greeting.txt", "from git\n")]);
     let image = unique("gen16-git");
     let _cleanup = Images(vec![image.clone()]);
-    let file = build_json(dir.path(), &json!({
-        "image": image,
-        "source": {"provider": "git", "uri": format!("file://{}", dir.path().join("repo").display()),
-                   "provider_params": {"git_commit": "main"}},
-        "prebuild_plugins": [], "postbuild_plugins": [], "exit_plugins": []
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": image,
+            "source": {"provider": "git", "uri": format!("file://{}", dir.path().join("repo").display()),
+                       "provider_params": {"git_commit": "main"}},
+            "prebuild_plugins": [], "postbuild_plugins": [], "exit_plugins": []
+        }),
+    );
     let run = reactor(dir.path(), &["build", "json", &file], &[]);
     run.expect_code(0);
     assert!(run.stderr.contains(&format!("checked out {sha}")), "{}", run.stderr);
@@ -30,11 +33,14 @@ fn the_1_6_form_with_a_path_source_builds_without_touching_the_tree() {
     write_files(&dir.path().join("ctx"), &[("Dockerfile", DOCKERFILE), ("greeting.txt", "from a path\n")]);
     let image = unique("gen16-path");
     let _cleanup = Images(vec![image.clone()]);
-    let file = build_json(dir.path(), &json!({
-        "image": format!("{image}:v1"),
-        "source": {"provider": "path", "uri": "ctx"},
-        "prebuild_plugins": [{"name": "context_probe"}]
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": format!("{image}:v1"),
+            "source": {"provider": "path", "uri": "ctx"},
+            "prebuild_plugins": [{"name": "context_probe"}]
+        }),
+    );
     let so = plugin("test_plugins");
     let run = reactor(dir.path(), &["--load-plugin", &so, "build", "json", &file], &[]);
     run.expect_code(0);
@@ -51,9 +57,12 @@ fn the_flat_form_takes_commit_and_dockerfile_path() {
     git_commit(&repo, &[("app/greeting.txt", "flat two\n")], "second");
     let image = unique("flat");
     let _cleanup = Images(vec![image.clone()]);
-    let file = build_json(dir.path(), &json!({
-        "image": image, "git_url": "repo", "git_commit": first, "git_dockerfile_path": "app/"
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": image, "git_url": "repo", "git_commit": first, "git_dockerfile_path": "app/"
+        }),
+    );
     reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
     assert_eq!(docker_run(&image, &[]), "flat one\n");
 }

@@ -57,7 +57,8 @@ impl Background {
     }
 
     fn signal(&self, name: &str) {
-        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
+        let status =
+            Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
         assert!(status.success());
     }
 
@@ -88,11 +89,17 @@ fn sigterm_during_the_build_stops_the_engine_and_still_runs_the_exit_plugins() {
     git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\nRUN sleep 37.5\n")]);
     let record = dir.path().join("record.txt");
     let image = unique("cancel-build");
-    let file = build_json(dir.path(), &json!({"image": image, "git_url": "repo",
-        "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "exit"}}]}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": image, "git_url": "repo",
+        "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "exit"}}]}),
+    );
     let so = plugin("test_plugins");
     let started = Instant::now();
-    let run = Background::start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
+    let run = Background::start(
+        dir.path(),
+        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
+    );
     run.wait_until("the sleep step", |r| r.stderr().contains("Running in "));
     run.signal("TERM");
     let (code, stderr) = run.wait();
@@ -105,7 +112,8 @@ fn sigterm_during_the_build_stops_the_engine_and_still_runs_the_exit_plugins() {
     assert_eq!(doc["status"], "cancelled");
     assert_eq!(doc["exit_code"], 143);
     assert_eq!(doc["failure"]["error"], "cancelled by SIGTERM");
-    let exit = doc["plugins"].as_array().expect("plugins").iter().find(|p| p["phase"] == "exit").expect("exit ran").clone();
+    let exit =
+        doc["plugins"].as_array().expect("plugins").iter().find(|p| p["phase"] == "exit").expect("exit ran").clone();
     assert_eq!(exit["result"]["outcome"]["status"], "cancelled");
     // The temporary source is gone.
     let left: Vec<_> = std::fs::read_dir(dir.path().join("tmp")).expect("tmp").collect();
@@ -128,12 +136,18 @@ fn sigint_stops_a_plugin_and_a_second_one_waits_for_the_exit_plugins() {
     let dir = workdir();
     git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\n")]);
     let (pre, exit, record) = (dir.path().join("pre.txt"), dir.path().join("exit.txt"), dir.path().join("record.txt"));
-    let file = build_json(dir.path(), &json!({"image": unique("cancel-plugin"), "git_url": "repo",
+    let file = build_json(
+        dir.path(),
+        &json!({"image": unique("cancel-plugin"), "git_url": "repo",
         "prebuild_plugins": [{"name": "slow", "args": {"path": pre, "seconds": 30}}],
         "exit_plugins": [{"name": "slow", "args": {"path": exit, "seconds": 1.5, "ignore_cancel": true}},
-                         {"name": "recorder", "args": {"path": record, "label": "last"}}]}));
+                         {"name": "recorder", "args": {"path": record, "label": "last"}}]}),
+    );
     let so = plugin("test_plugins");
-    let run = Background::start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
+    let run = Background::start(
+        dir.path(),
+        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
+    );
     run.wait_until("the slow prebuild plugin", |_| pre.exists());
     run.signal("INT");
     run.wait_until("the slow exit plugin", |_| exit.exists());

@@ -7,20 +7,27 @@ use crate::util::*;
 #[test]
 fn a_failing_step_fails_the_build_with_the_engines_error_and_exit_plugins_still_run() {
     let dir = workdir();
-    git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\nRUN echo before\nRUN false\nRUN echo never\n")]);
+    git_repo(
+        &dir.path().join("repo"),
+        &[("Dockerfile", "FROM busybox:latest\nRUN echo before\nRUN false\nRUN echo never\n")],
+    );
     let listener = Listener::start("ok");
     let record = dir.path().join("record.txt");
     let image = unique("runfalse");
-    let file = build_json(dir.path(), &json!({
-        "image": image, "git_url": "repo",
-        "postbuild_plugins": [{"name": "recorder", "args": {"path": record, "label": "post"}}],
-        "exit_plugins": [
-            {"name": "logs_submitter", "args": {"url": listener.url}},
-            {"name": "recorder", "args": {"path": record, "label": "exit"}}
-        ]
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": image, "git_url": "repo",
+            "postbuild_plugins": [{"name": "recorder", "args": {"path": record, "label": "post"}}],
+            "exit_plugins": [
+                {"name": "logs_submitter", "args": {"url": listener.url}},
+                {"name": "recorder", "args": {"path": record, "label": "exit"}}
+            ]
+        }),
+    );
     let (submitter, fixtures) = (plugin("logs_submitter"), plugin("test_plugins"));
-    let run = reactor(dir.path(), &["--load-plugin", &submitter, "--load-plugin", &fixtures, "build", "json", &file], &[]);
+    let run =
+        reactor(dir.path(), &["--load-plugin", &submitter, "--load-plugin", &fixtures, "build", "json", &file], &[]);
     run.expect_code(1);
     let engine_error = "The command '/bin/sh -c false' returned a non-zero code: 1";
     assert!(run.stderr.contains(&format!("build failed: docker build failed: {engine_error}")), "{}", run.stderr);
@@ -41,7 +48,10 @@ fn a_large_context_is_streamed() {
     // 64 MiB of context; the bench measures the memory (it stays flat), this checks it arrives.
     let dir = workdir();
     let repo = dir.path().join("repo");
-    git_repo(&repo, &[("Dockerfile", "FROM busybox:latest\nCOPY big.bin /big.bin\nCMD [\"sh\", \"-c\", \"wc -c < /big.bin\"]\n")]);
+    git_repo(
+        &repo,
+        &[("Dockerfile", "FROM busybox:latest\nCOPY big.bin /big.bin\nCMD [\"sh\", \"-c\", \"wc -c < /big.bin\"]\n")],
+    );
     let big: Vec<u8> = (0..64u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
     std::fs::write(repo.join("big.bin"), &big).expect("write");
     git(&repo, &["add", "-A"]);

@@ -51,7 +51,8 @@ fn an_unknown_required_plugin_lists_what_is_available() {
     let run = build_json_text(r#"{"image": "x", "git_url": "y", "postbuild_plugins": [{"name": "no_such"}]}"#, &[]);
     run.expect_code(2);
     assert!(
-        run.stderr.contains("/postbuild_plugins/0: no such plugin 'no_such' (available for postbuild: dockerfile_content;"),
+        run.stderr
+            .contains("/postbuild_plugins/0: no such plugin 'no_such' (available for postbuild: dockerfile_content;"),
         "{}",
         run.stderr
     );
@@ -66,7 +67,10 @@ fn plugin_args_are_checked_against_the_manifest_schema_before_anything_runs() {
     );
     run.expect_code(2);
     let stderr = &run.stderr;
-    assert!(stderr.contains("/postbuild_plugins/0/args: \"url\" is a required property (plugin 'logs_submitter')"), "{stderr}");
+    assert!(
+        stderr.contains("/postbuild_plugins/0/args: \"url\" is a required property (plugin 'logs_submitter')"),
+        "{stderr}"
+    );
     assert!(stderr.contains("(plugin 'logs_submitter')"), "{stderr}");
     assert!(!stderr.contains("cloning"), "nothing was fetched: {stderr}");
 }
@@ -92,10 +96,11 @@ fn a_file_that_is_not_a_shared_object() {
 
 #[test]
 fn a_shared_object_that_is_not_a_reactor_plugin() {
-    let libz = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libc.so.6"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).exists())
-        .expect("a system library to load");
+    let libz =
+        ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libc.so.6"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .expect("a system library to load");
     let run = build_json_text(VALID, &["--load-plugin", libz]);
     run.expect_code(3);
     assert!(run.stderr.contains("a shared object, but not a reactor plugin"), "{}", run.stderr);
@@ -123,8 +128,11 @@ fn a_bad_build_json_and_a_bad_plugin_file_are_both_reported() {
 fn docker_host_pointing_at_nothing() {
     let dir = workdir();
     git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\n")]);
-    let file = build_json(dir.path(), &json!({"image": unique("nohost"), "git_url": "repo",
-        "exit_plugins": [{"name": "dockerfile_content"}]}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": unique("nohost"), "git_url": "repo",
+        "exit_plugins": [{"name": "dockerfile_content"}]}),
+    );
     let run = reactor(dir.path(), &["build", "json", &file], &[("DOCKER_HOST", "unix:///tmp/reactor-no-such.sock")]);
     run.expect_code(1);
     assert!(

@@ -16,11 +16,14 @@ fn logs_submitter_posts_the_build_log_and_the_image_runs() {
     let image = unique("seed");
     let _cleanup = Images(vec![image.clone()]);
     // The seed's flat build.json, with the plugin's key and args as the seed writes them.
-    let file = build_json(dir.path(), &json!({
-        "image": image,
-        "git_url": "docker-hello-world",
-        "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": listener.url}}]
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": image,
+            "git_url": "docker-hello-world",
+            "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": listener.url}}]
+        }),
+    );
 
     let so = plugin("logs_submitter");
     let run = reactor(dir.path(), &["--load-plugin", &so, "build", "json", &file], &[]);
@@ -51,10 +54,13 @@ fn the_seed_command_line_order_works_too() {
     let listener = Listener::start("ok");
     let image = unique("seed-order");
     let _cleanup = Images(vec![image.clone()]);
-    let file = build_json(dir.path(), &json!({
-        "image": image, "git_url": "src",
-        "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": listener.url}}]
-    }));
+    let file = build_json(
+        dir.path(),
+        &json!({
+            "image": image, "git_url": "src",
+            "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": listener.url}}]
+        }),
+    );
     let so = plugin("logs_submitter");
     let run = reactor(dir.path(), &["-v", "build", "json", "--method", "here", &file, "--load-plugin", &so], &[]);
     run.expect_code(0);

@@ -54,7 +54,10 @@ fn no_commit_builds_the_default_branch() {
 fn an_unknown_commit_is_named() {
     let dir = workdir();
     git_repo(&dir.path().join("repo"), &[("Dockerfile", DOCKERFILE), ("content.txt", "x\n")]);
-    let file = build_json(dir.path(), &json!({"image": unique("nocommit"), "git_url": "repo", "git_commit": "no-such-branch"}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": unique("nocommit"), "git_url": "repo", "git_commit": "no-such-branch"}),
+    );
     let run = reactor(dir.path(), &["build", "json", &file], &[]);
     run.expect_code(1);
     assert!(run.stderr.contains("has no commit, branch or tag 'no-such-branch'"), "{}", run.stderr);
@@ -63,20 +66,29 @@ fn an_unknown_commit_is_named() {
 #[test]
 fn a_dockerfile_in_a_sub_directory_builds_with_that_context() {
     let dir = workdir();
-    git_repo(&dir.path().join("repo"), &[
-        ("Dockerfile", "FROM busybox:latest\nCMD [\"echo\", \"top\"]\n"),
-        ("sub/Dockerfile", DOCKERFILE),
-        ("sub/content.txt", "from sub\n"),
-        ("sub/alt.Dockerfile", "FROM busybox:latest\nCOPY content.txt /c\nCMD [\"echo\", \"alt\"]\n"),
-    ]);
+    git_repo(
+        &dir.path().join("repo"),
+        &[
+            ("Dockerfile", "FROM busybox:latest\nCMD [\"echo\", \"top\"]\n"),
+            ("sub/Dockerfile", DOCKERFILE),
+            ("sub/content.txt", "from sub\n"),
+            ("sub/alt.Dockerfile", "FROM busybox:latest\nCOPY content.txt /c\nCMD [\"echo\", \"alt\"]\n"),
+        ],
+    );
     let image = unique("subdir");
     let alt = unique("subdir-alt");
     let _cleanup = Images(vec![image.clone(), alt.clone()]);
-    let file = build_json(dir.path(), &json!({"image": image, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/"}}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": image, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/"}}),
+    );
     reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
     assert_eq!(docker_run(&image, &[]), "from sub\n");
 
-    let file = build_json(dir.path(), &json!({"image": alt, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/alt.Dockerfile"}}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": alt, "source": {"provider": "git", "uri": "repo", "dockerfile_path": "sub/alt.Dockerfile"}}),
+    );
     reactor(dir.path(), &["build", "json", &file], &[]).expect_code(0);
     assert_eq!(docker_run(&alt, &[]), "alt\n");
 }
@@ -89,7 +101,10 @@ fn a_missing_or_escaping_dockerfile_path_fails_before_any_build() {
         ("nope/", "Dockerfile 'nope/Dockerfile' doesn't exist in the source"),
         ("../", "dockerfile_path '../' points outside the source"),
     ] {
-        let file = build_json(dir.path(), &json!({"image": unique("dfpath"), "source": {"provider": "git", "uri": "repo", "dockerfile_path": path}}));
+        let file = build_json(
+            dir.path(),
+            &json!({"image": unique("dfpath"), "source": {"provider": "git", "uri": "repo", "dockerfile_path": path}}),
+        );
         let run = reactor(dir.path(), &["build", "json", &file], &[]);
         run.expect_code(1);
         assert!(run.stderr.contains(message), "{path}: {}", run.stderr);
@@ -101,15 +116,18 @@ fn a_missing_or_escaping_dockerfile_path_fails_before_any_build() {
 fn dockerignore_is_honoured_as_docker_does() {
     let dir = workdir();
     let repo = dir.path().join("repo");
-    git_repo(&repo, &[
-        ("Dockerfile", "FROM busybox:latest\nCOPY . /ctx\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n"),
-        (".dockerignore", "*.secret\nbuild\n!build/keep.txt\nDockerfile\n.git\n"),
-        ("app.txt", "a"),
-        ("key.secret", "s"),
-        ("sub/key.secret", "kept: patterns are anchored at the root"),
-        ("build/out.o", "o"),
-        ("build/keep.txt", "k"),
-    ]);
+    git_repo(
+        &repo,
+        &[
+            ("Dockerfile", "FROM busybox:latest\nCOPY . /ctx\nCMD [\"find\", \"/ctx\", \"-type\", \"f\"]\n"),
+            (".dockerignore", "*.secret\nbuild\n!build/keep.txt\nDockerfile\n.git\n"),
+            ("app.txt", "a"),
+            ("key.secret", "s"),
+            ("sub/key.secret", "kept: patterns are anchored at the root"),
+            ("build/out.o", "o"),
+            ("build/keep.txt", "k"),
+        ],
+    );
     let image = unique("ignore");
     let by_docker = unique("ignore-docker");
     let _cleanup = Images(vec![image.clone(), by_docker.clone()]);
@@ -159,7 +177,10 @@ fn a_repository_served_over_the_git_protocol_clones_by_url() {
     }
     let image = unique("gitproto");
     let _cleanup = Images(vec![image.clone()]);
-    let file = build_json(dir.path(), &json!({"image": image, "source": {"provider": "git", "uri": format!("git://127.0.0.1:{port}/hello.git")}}));
+    let file = build_json(
+        dir.path(),
+        &json!({"image": image, "source": {"provider": "git", "uri": format!("git://127.0.0.1:{port}/hello.git")}}),
+    );
     let run = reactor(dir.path(), &["build", "json", &file], &[]);
     let _ = daemon.kill();
     let _ = daemon.wait();

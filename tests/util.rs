@@ -22,8 +22,18 @@ impl Run {
     /// Fails the test, showing reactor's output, unless it exited with `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Run {
-        assert_eq!(self.code, Some(code), "reactor exited {:?}, expected {code}\n--- stderr ---\n{}", self.code, self.stderr);
-        assert!(!self.stderr.contains("panicked at") || self.stderr.contains("plugin"), "reactor itself panicked:\n{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(code),
+            "reactor exited {:?}, expected {code}\n--- stderr ---\n{}",
+            self.code,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked at") || self.stderr.contains("plugin"),
+            "reactor itself panicked:\n{}",
+            self.stderr
+        );
         self
     }
 
@@ -108,7 +118,14 @@ pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
 pub fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
-        .args(["-c", "user.name=reactor tests", "-c", "user.email=tests@reactor.invalid", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=reactor tests",
+            "-c",
+            "user.email=tests@reactor.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .output()
         .expect("run git");
@@ -206,12 +223,21 @@ impl Listener {
                         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                     }
                 }
-                let length = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+                let length =
+                    headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
-                store.lock().expect("lock").push(Received { request_line: request_line.trim_end().to_owned(), headers, body });
+                store.lock().expect("lock").push(Received {
+                    request_line: request_line.trim_end().to_owned(),
+                    headers,
+                    body,
+                });
                 let mut stream = reader.into_inner();
-                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}",
+                    reply.len()
+                );
             }
         });
         Listener { url, received }

@@ -38,7 +38,9 @@ fn build(dir: &Path, dockerfile: &str, mut lists: Value, extra_args: &[&str]) ->
     args.extend_from_slice(extra_args);
     let run = reactor(dir, &args, &[]);
     let _ = docker(&["rmi", "-f", &image]);
-    let doc = std::fs::read_to_string(&metadata).map(|t| serde_json::from_str(&t).expect("metadata is JSON")).unwrap_or(Value::Null);
+    let doc = std::fs::read_to_string(&metadata)
+        .map(|t| serde_json::from_str(&t).expect("metadata is JSON"))
+        .unwrap_or(Value::Null);
     Outcome { run, record: std::fs::read_to_string(&record).unwrap_or_default(), doc }
 }
 
@@ -93,10 +95,24 @@ fn everything_runs_in_order_when_nothing_fails() {
     assert_eq!(doc["source"]["commit"].as_str().map(str::len), Some(40));
     assert_eq!(doc["dockerfile"], OK);
     assert_eq!(doc["base_image"], "busybox:latest");
-    let keys: Vec<String> = doc["plugins"].as_array().expect("plugins").iter()
-        .map(|p| format!("{}/{}", p["phase"].as_str().unwrap_or("?"), p["key"].as_str().unwrap_or("?"))).collect();
-    assert_eq!(keys, ["prebuild/recorder", "buildstep/dockerbuild", "buildstep/docker_api", "prepublish/recorder",
-                      "postbuild/recorder", "exit/recorder", "exit/recorder"]);
+    let keys: Vec<String> = doc["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| format!("{}/{}", p["phase"].as_str().unwrap_or("?"), p["key"].as_str().unwrap_or("?")))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "prebuild/recorder",
+            "buildstep/dockerbuild",
+            "buildstep/docker_api",
+            "prepublish/recorder",
+            "postbuild/recorder",
+            "exit/recorder",
+            "exit/recorder"
+        ]
+    );
     for p in doc["plugins"].as_array().expect("plugins") {
         assert!(p["started"].as_str().is_some_and(|s| s.ends_with('Z')), "{p}");
         assert!(p["duration_s"].as_f64().is_some_and(|d| d >= 0.0), "{p}");
@@ -134,8 +150,12 @@ fn each_phase_with_a_fatal_or_an_allowed_failure() {
                 assert_eq!(out.run.code, Some(code), "{case}\n{}", out.run.stderr);
                 assert_eq!(out.record, record, "{case}");
                 let short = phase.trim_end_matches("_plugins");
-                let failer_run = out.doc["plugins"].as_array().expect("plugins").iter()
-                    .find(|p| p["key"] == "failer").unwrap_or_else(|| panic!("{case}: failer ran"));
+                let failer_run = out.doc["plugins"]
+                    .as_array()
+                    .expect("plugins")
+                    .iter()
+                    .find(|p| p["key"] == "failer")
+                    .unwrap_or_else(|| panic!("{case}: failer ran"));
                 assert_eq!(failer_run["phase"], short, "{case}");
                 assert_eq!(failer_run["error"], "planned failure", "{case}");
                 assert_eq!(failer_run["result"], json!({"error": "planned failure", "kind": "failed"}), "{case}");
@@ -146,11 +166,26 @@ fn each_phase_with_a_fatal_or_an_allowed_failure() {
                     assert_eq!(out.doc["status"], "failed", "{case}");
                     assert_eq!(out.doc["failure"]["phase"], short, "{case}");
                     assert_eq!(out.doc["failure"]["plugin"], "failer", "{case}");
-                    assert_eq!(out.doc["failure"]["error"], format!("{short} plugin 'failer' failed: planned failure"), "{case}");
-                    assert!(out.run.stderr.contains(&format!("build failed: {short} plugin 'failer' failed: planned failure")), "{case}");
+                    assert_eq!(
+                        out.doc["failure"]["error"],
+                        format!("{short} plugin 'failer' failed: planned failure"),
+                        "{case}"
+                    );
+                    assert!(
+                        out.run
+                            .stderr
+                            .contains(&format!("build failed: {short} plugin 'failer' failed: planned failure")),
+                        "{case}"
+                    );
                     if phase != "exit_plugins" {
                         // The exit plugins saw the failure.
-                        let exit = out.doc["plugins"].as_array().expect("plugins").iter().rev().find(|p| p["phase"] == "exit").expect("exit ran");
+                        let exit = out.doc["plugins"]
+                            .as_array()
+                            .expect("plugins")
+                            .iter()
+                            .rev()
+                            .find(|p| p["phase"] == "exit")
+                            .expect("exit ran");
                         assert_eq!(exit["result"]["outcome"]["status"], "failed", "{case}");
                         assert_eq!(exit["result"]["outcome"]["failed_plugin"], "failer", "{case}");
                     }
@@ -185,7 +220,8 @@ fn a_failing_and_a_panicking_exit_plugin_among_others_all_run_and_the_first_caus
     out.run.expect_code(1);
     assert_eq!(out.record, "exit exit1\nexit exit2\nexit exit3\n");
     assert_eq!(out.doc["failure"]["error"], "postbuild plugin 'failer' failed: root cause");
-    let panicked = out.doc["plugins"].as_array().expect("plugins").iter().find(|p| p["key"] == "panicker").expect("ran");
+    let panicked =
+        out.doc["plugins"].as_array().expect("plugins").iter().find(|p| p["key"] == "panicker").expect("ran");
     assert_eq!(panicked["result"]["kind"], "panicked");
     assert!(panicked["error"].as_str().expect("error").ends_with(": exit boom"), "{panicked}");
 }
@@ -197,7 +233,11 @@ fn missing_plugins_required_fail_before_anything_runs_optional_are_skipped() {
     let out = build(dir.path(), OK, lists, &[]);
     out.run.expect_code(2);
     assert_eq!(out.record, "", "nothing ran");
-    assert!(out.run.stderr.contains("/postbuild_plugins/0: no such plugin 'nowhere' (available for postbuild: "), "{}", out.run.stderr);
+    assert!(
+        out.run.stderr.contains("/postbuild_plugins/0: no such plugin 'nowhere' (available for postbuild: "),
+        "{}",
+        out.run.stderr
+    );
     assert_eq!(out.doc["status"], "failed");
     assert_eq!(out.doc["failure"]["phase"], "validation");
 
@@ -224,12 +264,29 @@ fn every_validation_problem_is_reported_at_once_and_recorded() {
     });
     let out = build(dir.path(), OK, lists, &[]);
     out.run.expect_code(2);
-    let problems: Vec<&str> = out.doc["failure"]["problems"].as_array().expect("problems").iter().filter_map(Value::as_str).collect();
+    let problems: Vec<&str> =
+        out.doc["failure"]["problems"].as_array().expect("problems").iter().filter_map(Value::as_str).collect();
     assert_eq!(problems.len(), 4, "{problems:#?}");
-    assert!(problems.iter().any(|p| p.ends_with("/prebuild_plugins/0/args: \"path\" is a required property (plugin 'recorder')")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.ends_with("/prebuild_plugins/0/args/label: 1 is not of type \"string\" (plugin 'recorder')")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.ends_with("/prebuild_plugins/0/args: \"path\" is a required property (plugin 'recorder')")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.ends_with("/prebuild_plugins/0/args/label: 1 is not of type \"string\" (plugin 'recorder')")),
+        "{problems:#?}"
+    );
     assert!(problems.iter().any(|p| p.contains("/prebuild_plugins/1: no such plugin 'ghost'")), "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("/postbuild_plugins/0: plugin 'decliner' cannot run in postbuild (it runs in: buildstep)")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("/postbuild_plugins/0: plugin 'decliner' cannot run in postbuild (it runs in: buildstep)")),
+        "{problems:#?}"
+    );
     assert_eq!(out.run.errors().len(), 4, "{}", out.run.stderr);
 }
 
@@ -244,7 +301,9 @@ fn special_values_are_filled_when_the_plugin_runs() {
     let out = build(dir.path(), OK, lists, &[]);
     out.run.expect_code(0);
     let runs = out.doc["plugins"].as_array().expect("plugins");
-    let args = |phase: &str| runs.iter().find(|p| p["phase"] == phase && p["key"] == "recorder").expect("ran")["result"]["args"].clone();
+    let args = |phase: &str| {
+        runs.iter().find(|p| p["phase"] == phase && p["key"] == "recorder").expect("ran")["result"]["args"].clone()
+    };
     let (early, late) = (args("prebuild"), args("postbuild"));
     assert_eq!(early["id"], Value::Null, "no image before the build");
     assert_eq!(late["id"], out.doc["image_id"]);
@@ -261,7 +320,12 @@ fn substitutions_change_the_image_and_plugin_args() {
     let _cleanup = Images(vec![image.clone()]);
     let lists = json!({"postbuild_plugins": [rec("original")]});
     let image_arg = format!("image={image}:v9");
-    let out = build(dir.path(), OK, lists, &["--substitute", &image_arg, "--substitute", "postbuild_plugins.recorder.label=substituted"]);
+    let out = build(
+        dir.path(),
+        OK,
+        lists,
+        &["--substitute", &image_arg, "--substitute", "postbuild_plugins.recorder.label=substituted"],
+    );
     out.run.expect_code(0);
     assert_eq!(out.record, "postbuild substituted\n");
     assert_eq!(out.doc["image"], format!("{image}:v9"));
@@ -276,7 +340,10 @@ fn registries_inject_atomic_reactors_default_plugins() {
     let runs = out.doc["plugins"].as_array().expect("plugins");
     let result = |key: &str| runs.iter().find(|p| p["key"] == key).unwrap_or_else(|| panic!("{key} ran")).clone();
     assert_eq!(result("pull_base_image")["phase"], "prebuild");
-    assert_eq!(result("pull_base_image")["result"]["args"], json!({"parent_registry": "127.0.0.1:5000", "parent_registry_insecure": false}));
+    assert_eq!(
+        result("pull_base_image")["result"]["args"],
+        json!({"parent_registry": "127.0.0.1:5000", "parent_registry_insecure": false})
+    );
     assert_eq!(result("tag_and_push")["phase"], "postbuild");
     assert_eq!(result("tag_and_push")["result"]["args"], json!({"registries": {"127.0.0.1:5000": {"insecure": true}}}));
 }
@@ -294,12 +361,20 @@ fn the_first_builder_that_does_not_decline_builds() {
     let runs = out.doc["plugins"].as_array().expect("plugins");
     assert!(runs.iter().all(|p| p["key"] != "docker_api" && p["key"] != "dockerbuild"), "the engine did not build");
     assert_eq!(runs[0]["result"]["kind"], "declined");
-    assert!(out.run.stderr.contains("buildstep plugin 'decliner' declined: this builder builds nothing"), "{}", out.run.stderr);
+    assert!(
+        out.run.stderr.contains("buildstep plugin 'decliner' declined: this builder builds nothing"),
+        "{}",
+        out.run.stderr
+    );
 
     let lists = json!({"buildstep_plugins": [{"name": "decliner"}], "exit_plugins": [rec("exit")]});
     let out = build(dir.path(), OK, lists, &[]);
     out.run.expect_code(1);
-    assert!(out.run.stderr.contains("no buildstep plugin would build this image (decliner: this builder builds nothing)"), "{}", out.run.stderr);
+    assert!(
+        out.run.stderr.contains("no buildstep plugin would build this image (decliner: this builder builds nothing)"),
+        "{}",
+        out.run.stderr
+    );
     assert_eq!(out.record, "exit exit\n");
 }
 
@@ -323,12 +398,19 @@ fn dry_run_prints_the_plan_and_builds_nothing() {
 fn build_git_and_build_path_make_the_same_build_as_a_build_json() {
     let dir = workdir();
     let repo = dir.path().join("repo");
-    let first = git_repo(&repo, &[("app/Dockerfile", "FROM busybox:latest\nCOPY v /v\nCMD [\"cat\", \"/v\"]\n"), ("app/v", "one\n")]);
+    let first = git_repo(
+        &repo,
+        &[("app/Dockerfile", "FROM busybox:latest\nCOPY v /v\nCMD [\"cat\", \"/v\"]\n"), ("app/v", "one\n")],
+    );
     git_commit(&repo, &[("app/v", "two\n")], "second");
     let image = unique("cli-git");
     let from_path = unique("cli-path");
     let _cleanup = Images(vec![image.clone(), from_path.clone()]);
-    let run = reactor(dir.path(), &["build", "git", "--uri", "repo", "--commit", &first, "--df-path", "app/", "--image", &image], &[]);
+    let run = reactor(
+        dir.path(),
+        &["build", "git", "--uri", "repo", "--commit", &first, "--df-path", "app/", "--image", &image],
+        &[],
+    );
     run.expect_code(0);
     assert_eq!(docker_run(&image, &[]), "one\n");
 
@@ -338,9 +420,31 @@ fn build_git_and_build_path_make_the_same_build_as_a_build_json() {
 
     // Flags that add default plugins, seen through --dry-run with the stand-ins loaded.
     let so = plugin("test_plugins");
-    let run = reactor(dir.path(), &["--load-plugin", &so, "build", "git", "--uri", "repo", "--image", "x",
-        "--target-registries", "127.0.0.1:5000", "--target-registries-insecure", "--parent-registry", "127.0.0.1:5000", "--dry-run"], &[]);
+    let run = reactor(
+        dir.path(),
+        &[
+            "--load-plugin",
+            &so,
+            "build",
+            "git",
+            "--uri",
+            "repo",
+            "--image",
+            "x",
+            "--target-registries",
+            "127.0.0.1:5000",
+            "--target-registries-insecure",
+            "--parent-registry",
+            "127.0.0.1:5000",
+            "--dry-run",
+        ],
+        &[],
+    );
     run.expect_code(0);
     assert!(run.stdout.contains(r#"args: {"registries":{"127.0.0.1:5000":{"insecure":true}}}"#), "{}", run.stdout);
-    assert!(run.stdout.contains(r#"args: {"parent_registry":"127.0.0.1:5000","parent_registry_insecure":false}"#), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(r#"args: {"parent_registry":"127.0.0.1:5000","parent_registry_insecure":false}"#),
+        "{}",
+        run.stdout
+    );
 }

@@ -32,7 +32,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let started = SystemTime::now();
     let Command::Build(build) = cli.command;
     let (origin, request, run) = match build {
-        Build::Json { file, substitute, run } => (file.display().to_string(), build_json::load(&file, &substitute), run),
+        Build::Json { file, substitute, run } => {
+            (file.display().to_string(), build_json::load(&file, &substitute), run)
+        }
         Build::Git { uri, commit, source, run } => {
             let mut spec = json!({"provider": "git", "uri": uri});
             if let Some(commit) = commit {
@@ -88,7 +90,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let cancel = Cancel::default();
     let finished = runtime.block_on(async {
         if let Err(e) = cancel.listen_for_signals(workflow::EXIT_TIMEOUT.as_secs()) {
-            log::warn!("cannot listen for SIGINT/SIGTERM ({e}); a signal will stop reactor without running the exit plugins");
+            log::warn!(
+                "cannot listen for SIGINT/SIGTERM ({e}); a signal will stop reactor without running the exit plugins"
+            );
         }
         workflow::run(&request, &plan, cancel.clone()).await
     });
@@ -135,7 +139,14 @@ fn request_from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<Build
 }
 
 /// Reports problems found before anything ran, writes the result document, returns `code`.
-fn refuse(origin: &str, problems: &[String], registry: &Registry, code: u8, run: &RunArgs, started: SystemTime) -> ExitCode {
+fn refuse(
+    origin: &str,
+    problems: &[String],
+    registry: &Registry,
+    code: u8,
+    run: &RunArgs,
+    started: SystemTime,
+) -> ExitCode {
     for problem in problems {
         log::error!("{problem}");
     }
@@ -171,7 +182,8 @@ fn describe_plan(request: &BuildRequest, plan: &Plan) -> String {
             out += "  (none)\n";
         }
         for (i, p) in planned.iter().enumerate() {
-            let failure = if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
+            let failure =
+                if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
             out += &format!(
                 "  {}. {} {} ({}), {failure}\n     args: {}\n",
                 i + 1,

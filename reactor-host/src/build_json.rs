@@ -102,7 +102,8 @@ struct RawProviderParams {
 pub fn load(path: &Path, substitutions: &[String]) -> Result<BuildRequest, Error> {
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::Read { file: file.clone(), reason: e.to_string() })?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
+    let value: Value =
+        serde_json::from_str(&text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
     let base_dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
@@ -111,7 +112,12 @@ pub fn load(path: &Path, substitutions: &[String]) -> Result<BuildRequest, Error
 }
 
 /// Validates a build request given as JSON; `origin` names it in messages.
-pub fn from_value(mut value: Value, origin: &str, base_dir: PathBuf, substitutions: &[String]) -> Result<BuildRequest, Error> {
+pub fn from_value(
+    mut value: Value,
+    origin: &str,
+    base_dir: PathBuf,
+    substitutions: &[String],
+) -> Result<BuildRequest, Error> {
     for substitution in substitutions {
         substitute(&mut value, substitution)?;
     }
@@ -132,11 +138,10 @@ pub fn from_value(mut value: Value, origin: &str, base_dir: PathBuf, substitutio
         (Some(_), Some(_)) => {
             return Err(invalid(vec!["give either `source` or the older `git_url`, not both".to_owned()]))
         }
-        (None, None) => {
-            return Err(invalid(vec![
-                "/source: required (e.g. {\"provider\": \"git\", \"uri\": \"https://…\"}; the older `git_url` also works)".to_owned(),
-            ]))
-        }
+        (None, None) => return Err(invalid(vec![
+            "/source: required (e.g. {\"provider\": \"git\", \"uri\": \"https://…\"}; the older `git_url` also works)"
+                .to_owned(),
+        ])),
         (Some(s), None) => SourceSpec {
             provider: if s.provider == "git" { Provider::Git } else { Provider::Path },
             uri: s.uri,
@@ -154,8 +159,8 @@ pub fn from_value(mut value: Value, origin: &str, base_dir: PathBuf, substitutio
     let mut plugins = BTreeMap::new();
     for phase in Phase::ALL {
         if let Some(list) = raw.rest.get(phase.build_json_key()) {
-            let entries: Vec<PluginEntry> =
-                serde_json::from_value(list.clone()).map_err(|e| invalid(vec![format!("/{}: {e}", phase.build_json_key())]))?;
+            let entries: Vec<PluginEntry> = serde_json::from_value(list.clone())
+                .map_err(|e| invalid(vec![format!("/{}: {e}", phase.build_json_key())]))?;
             plugins.insert(phase, entries);
         }
     }
@@ -207,10 +212,17 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<(), Error> {
     let is_phase_list = Phase::ALL.iter().any(|p| p.build_json_key() == parts[0]);
     if is_phase_list && parts.len() == 3 {
         let (list, name, arg) = (parts[0], parts[1], parts[2]);
-        let entries = value.get_mut(list).and_then(Value::as_array_mut).ok_or_else(|| fail(&format!("the build has no `{list}` list")))?;
-        let mut matching: Vec<&mut Value> = entries.iter_mut().filter(|e| e.get("name").and_then(Value::as_str) == Some(name)).collect();
+        let entries = value
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| fail(&format!("the build has no `{list}` list")))?;
+        let mut matching: Vec<&mut Value> =
+            entries.iter_mut().filter(|e| e.get("name").and_then(Value::as_str) == Some(name)).collect();
         if matching.len() != 1 {
-            return Err(fail(&format!("plugin '{name}' is listed {} times in `{list}`; it must be listed once", matching.len())));
+            return Err(fail(&format!(
+                "plugin '{name}' is listed {} times in `{list}`; it must be listed once",
+                matching.len()
+            )));
         }
         let entry = matching.remove(0).as_object_mut().ok_or_else(|| fail("the plugin entry is not an object"))?;
         let args = entry.entry("args").or_insert_with(|| Value::Object(Default::default()));
@@ -245,7 +257,9 @@ fn schema() -> Result<&'static Value, String> {
 
 /// Every way `value` breaks the schema, each as `/pointer: problem`.
 fn schema_problems(value: &Value) -> Vec<String> {
-    let validator = match schema().and_then(|s| jsonschema::validator_for(s).map_err(|e| format!("reactor's own schema is broken: {e}"))) {
+    let validator = match schema()
+        .and_then(|s| jsonschema::validator_for(s).map_err(|e| format!("reactor's own schema is broken: {e}")))
+    {
         Ok(v) => v,
         Err(e) => return vec![e],
     };
@@ -267,7 +281,8 @@ mod tests {
     }
 
     fn parse_with(text: &str, substitutions: &[&str]) -> Result<BuildRequest, Error> {
-        let value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file: "b/build.json".into(), reason: e.to_string() })?;
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| Error::Syntax { file: "b/build.json".into(), reason: e.to_string() })?;
         let substitutions: Vec<String> = substitutions.iter().map(|s| s.to_string()).collect();
         from_value(value, "b/build.json", PathBuf::from("b"), &substitutions)
     }
@@ -285,12 +300,15 @@ mod tests {
             "git_dockerfile_path": "sub/", "postbuild_plugins": [{"name": "logs_submitter", "args": {"url": "http://x"}}]}"#)
         .expect("valid");
         assert_eq!(r.image, "test-image");
-        assert_eq!(r.source, SourceSpec {
-            provider: Provider::Git,
-            uri: "http://example.com/r".into(),
-            commit: Some("abc".into()),
-            dockerfile_path: Some("sub/".into()),
-        });
+        assert_eq!(
+            r.source,
+            SourceSpec {
+                provider: Provider::Git,
+                uri: "http://example.com/r".into(),
+                commit: Some("abc".into()),
+                dockerfile_path: Some("sub/".into()),
+            }
+        );
         let post = &r.plugins[&Phase::Postbuild];
         assert_eq!(post[0].name, "logs_submitter");
         assert!(post[0].required);
@@ -347,22 +365,32 @@ mod tests {
         let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r1:5000", "r2"], "target_registries_insecure": true,
             "parent_registry": "p:5000"}"#).expect("valid");
         assert_eq!(r.plugins[&Phase::Postbuild][0].name, "tag_and_push");
-        assert_eq!(r.plugins[&Phase::Postbuild][0].args,
-            serde_json::json!({"registries": {"r1:5000": {"insecure": true}, "r2": {"insecure": true}}}));
+        assert_eq!(
+            r.plugins[&Phase::Postbuild][0].args,
+            serde_json::json!({"registries": {"r1:5000": {"insecure": true}, "r2": {"insecure": true}}})
+        );
         assert_eq!(r.plugins[&Phase::Prebuild][0].name, "pull_base_image");
-        assert_eq!(r.plugins[&Phase::Prebuild][0].args, serde_json::json!({"parent_registry": "p:5000", "parent_registry_insecure": false}));
+        assert_eq!(
+            r.plugins[&Phase::Prebuild][0].args,
+            serde_json::json!({"parent_registry": "p:5000", "parent_registry_insecure": false})
+        );
 
-        let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "postbuild_plugins": [],
-            "parent_registry": "p", "dont_pull_base_image": true}"#).expect("valid");
+        let r = parse_str(
+            r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "postbuild_plugins": [],
+            "parent_registry": "p", "dont_pull_base_image": true}"#,
+        )
+        .expect("valid");
         assert!(r.plugins[&Phase::Postbuild].is_empty());
         assert!(!r.plugins.contains_key(&Phase::Prebuild));
     }
 
     #[test]
     fn reports_every_schema_problem_with_its_pointer() {
-        let err = parse_str(r#"{"image": 1, "source": {"provider": "svn", "uri": "x"}, "postbuild_plugins": [{"nme": "a"}]}"#)
-            .expect_err("invalid")
-            .to_string();
+        let err = parse_str(
+            r#"{"image": 1, "source": {"provider": "svn", "uri": "x"}, "postbuild_plugins": [{"nme": "a"}]}"#,
+        )
+        .expect_err("invalid")
+        .to_string();
         assert!(err.contains("/image: 1 is not of type \"string\""), "{err}");
         assert!(err.contains("/source/provider:"), "{err}");
         assert!(err.contains("/postbuild_plugins/0: \"name\" is a required property"), "{err}");

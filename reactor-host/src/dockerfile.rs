@@ -55,7 +55,10 @@ mod tests {
     #[test]
     fn finds_the_last_from() {
         assert_eq!(base_image("FROM busybox\nRUN true\n").as_deref(), Some("busybox"));
-        assert_eq!(base_image("# c\nfrom --platform=linux/amd64 \\\n  reg:5000/ns/img:1 AS build\n").as_deref(), Some("reg:5000/ns/img:1"));
+        assert_eq!(
+            base_image("# c\nfrom --platform=linux/amd64 \\\n  reg:5000/ns/img:1 AS build\n").as_deref(),
+            Some("reg:5000/ns/img:1")
+        );
         assert_eq!(base_image("FROM a AS one\nFROM b\n").as_deref(), Some("b"));
         assert_eq!(base_image("FROM a AS one\nFROM one\n"), None);
         assert_eq!(base_image("RUN true\n"), None);

@@ -25,7 +25,13 @@ fn main() -> ExitCode {
 /// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
 /// crates' at warn. RUST_LOG, when set, replaces this entirely.
 fn init_logging(verbose: bool, quiet: bool) {
-    let level = if verbose { "debug" } else if quiet { "warn" } else { "info" };
+    let level = if verbose {
+        "debug"
+    } else if quiet {
+        "warn"
+    } else {
+        "info"
+    };
     let default = format!("warn,reactor={level},plugin={level}");
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
         .format_timestamp_millis()

@@ -51,20 +51,30 @@ fn envelope(status: &str, exit_code: u8, started: SystemTime) -> serde_json::Map
 /// The document for a build that never started: the input was refused.
 pub fn refused(origin: &str, problems: &[String], registry: &Registry, exit_code: u8, started: SystemTime) -> Value {
     let mut doc = envelope("failed", exit_code, started);
-    doc.insert("failure".into(), json!({"phase": "validation", "plugin": null, "error": problems.join("; "), "problems": problems}));
+    doc.insert(
+        "failure".into(),
+        json!({"phase": "validation", "plugin": null, "error": problems.join("; "), "problems": problems}),
+    );
     doc.insert("request".into(), json!(origin));
     doc.insert("loaded_plugins".into(), loaded_plugins(registry));
     Value::Object(doc)
 }
 
 /// The document for a build that ran.
-pub fn finished(request: &BuildRequest, registry: &Registry, finished: &Finished, exit_code: u8, started: SystemTime) -> Value {
+pub fn finished(
+    request: &BuildRequest,
+    registry: &Registry,
+    finished: &Finished,
+    exit_code: u8,
+    started: SystemTime,
+) -> Value {
     let state = finished.shared.state();
     let outcome = state.outcome.clone().unwrap_or_default();
     let mut doc = envelope(&outcome.status, exit_code, started);
-    let failure = outcome.error.as_ref().map(|error| {
-        json!({"phase": outcome.failed_phase, "plugin": outcome.failed_plugin, "error": error})
-    });
+    let failure = outcome
+        .error
+        .as_ref()
+        .map(|error| json!({"phase": outcome.failed_phase, "plugin": outcome.failed_plugin, "error": error}));
     let build = state.build_result.as_ref().map(|b| {
         json!({"image_id": b.image_id, "failed": b.failed, "fail_reason": b.fail_reason, "log_lines": b.logs.len()})
     });

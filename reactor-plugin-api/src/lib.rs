@@ -127,10 +127,7 @@ macro_rules! export_plugins {
 mod tests {
     #[test]
     fn exported_symbol_is_the_one_abi_stable_looks_up() {
-        assert_eq!(
-            abi_stable::library::ROOT_MODULE_LOADER_NAME,
-            "_1as_0lib_1header_0root_bmodule_bloader"
-        );
+        assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
     }
 }
 
@@ -178,7 +175,8 @@ mod author_api_tests {
 
     #[test]
     fn a_manifest_from_an_older_plugin_gets_defaults_for_newer_fields() {
-        let manifest: Manifest = serde_json::from_str(r#"{"key": "k", "phases": ["postbuild"], "version": "1"}"#).expect("decodes");
+        let manifest: Manifest =
+            serde_json::from_str(r#"{"key": "k", "phases": ["postbuild"], "version": "1"}"#).expect("decodes");
         assert_eq!(manifest.args_schema, json!({"type": "object"}));
         assert!(manifest.allowed_to_fail);
         let built = Manifest::new("k", [Phase::Exit], "2").description("d").allowed_to_fail(false);

@@ -23,13 +23,7 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in workflow order.
-    pub const ALL: [Phase; 5] = [
-        Phase::Prebuild,
-        Phase::Buildstep,
-        Phase::Prepublish,
-        Phase::Postbuild,
-        Phase::Exit,
-    ];
+    pub const ALL: [Phase; 5] = [Phase::Prebuild, Phase::Buildstep, Phase::Prepublish, Phase::Postbuild, Phase::Exit];
 
     /// The phase's name in results and messages (`prebuild`, …).
     pub fn name(self) -> &'static str {

@@ -34,13 +34,13 @@ struct RecorderArgs {
 
 impl Plugin for Recorder {
     fn manifest(&self) -> Manifest {
-        Manifest::new("recorder", Phase::ALL, env!("CARGO_PKG_VERSION"))
-            .description("records that it ran")
-            .args_schema(json!({
+        Manifest::new("recorder", Phase::ALL, env!("CARGO_PKG_VERSION")).description("records that it ran").args_schema(
+            json!({
                 "type": "object",
                 "properties": {"path": {"type": "string"}, "label": {"type": "string"}},
                 "required": ["path", "label"]
-            }))
+            }),
+        )
     }
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
@@ -84,7 +84,10 @@ impl Plugin for ContextProbe {
             return Ok(json!({"pushed": target, "digest": digest}));
         }
         if workflow.phase == Some(Phase::Prebuild) {
-            let text = format!("{}\nARG PROBE_ARG\nLABEL probe.edited=yes probe.arg=$PROBE_ARG\n", workflow.dockerfile.trim_end());
+            let text = format!(
+                "{}\nARG PROBE_ARG\nLABEL probe.edited=yes probe.arg=$PROBE_ARG\n",
+                workflow.dockerfile.trim_end()
+            );
             ctx.set_dockerfile(&text)?;
             ctx.set_labels(BTreeMap::from([("probe.label".to_owned(), "set".to_owned())]))?;
             ctx.set_build_args(BTreeMap::from([("PROBE_ARG".to_owned(), "from-plugin".to_owned())]))?;
@@ -155,7 +158,10 @@ impl Plugin for Slow {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(args.seconds);
         while std::time::Instant::now() < deadline {
             if !args.ignore_cancel && ctx.is_cancelled() {
-                return Err(PluginError::with_kind(reactor_plugin_api::ErrorKind::Cancelled, "stopped: the build was cancelled"));
+                return Err(PluginError::with_kind(
+                    reactor_plugin_api::ErrorKind::Cancelled,
+                    "stopped: the build was cancelled",
+                ));
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }

@@ -1,8 +1,8 @@
 //! Container API: run a command in a new container of an image and collect what it printed.
 
+use bollard::container::LogOutput;
 use bollard::models::ContainerCreateBody;
 use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
-use bollard::container::LogOutput;
 use futures_util::StreamExt;
 
 use super::{Engine, Error};
@@ -18,11 +18,8 @@ pub struct RunOutput {
 impl Engine {
     /// Runs `command` in a new container of `image`, waits for it to exit, and removes it.
     pub async fn run_container(&self, image: &str, command: &[String]) -> Result<RunOutput, Error> {
-        let body = ContainerCreateBody {
-            image: Some(image.to_owned()),
-            cmd: Some(command.to_vec()),
-            ..Default::default()
-        };
+        let body =
+            ContainerCreateBody { image: Some(image.to_owned()), cmd: Some(command.to_vec()), ..Default::default() };
         let created = self.docker.create_container(None, body).await.map_err(|e| self.error(e))?;
         let id = created.id;
         let outcome = self.run_created(&id).await;

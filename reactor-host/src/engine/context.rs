@@ -50,9 +50,8 @@ fn write_tar(dir: &Path, ignore: &DockerIgnore, always: &[String], out: &mut Cha
         if !ignore.is_empty() && ignore.is_excluded(&rel) && !always.contains(&rel) {
             continue;
         }
-        tar.append_path_with_name(entry.path(), &rel).map_err(|e| {
-            io::Error::new(e.kind(), format!("{}: {e}", entry.path().display()))
-        })?;
+        tar.append_path_with_name(entry.path(), &rel)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", entry.path().display())))?;
     }
     tar.finish()
 }
@@ -60,10 +59,7 @@ fn write_tar(dir: &Path, ignore: &DockerIgnore, always: &[String], out: &mut Cha
 /// `path` relative to `dir`, '/'-separated, as `.dockerignore` patterns see it.
 fn relative(dir: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(dir).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
 /// Buffers writes and sends them as chunks into the channel.

@@ -90,11 +90,7 @@ impl DockerIgnore {
                 Ok(Some(pattern)) => patterns.push(pattern),
                 Ok(None) => {}
                 Err(reason) => {
-                    return Err(PatternError::BadPattern {
-                        line: index + 1,
-                        pattern: raw.trim().to_owned(),
-                        reason,
-                    });
+                    return Err(PatternError::BadPattern { line: index + 1, pattern: raw.trim().to_owned(), reason });
                 }
             }
         }
@@ -300,10 +296,7 @@ impl Pattern {
             Some(rest) => (true, rest),
             None => (false, line.as_str()),
         };
-        Ok(Some(Pattern {
-            exception,
-            kind: compile(text)?,
-        }))
+        Ok(Some(Pattern { exception, kind: compile(text)? }))
     }
 }
 
@@ -331,8 +324,7 @@ impl Kind {
             Kind::Exact(text) => path == text,
             Kind::Prefix(prefix) => path.starts_with(prefix.as_str()),
             Kind::Suffix(suffix) => {
-                path.ends_with(suffix.as_str())
-                    || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
+                path.ends_with(suffix.as_str()) || suffix.strip_prefix('/').is_some_and(|rest| path == rest)
             }
             Kind::Glob(tokens) => glob_match(tokens, path),
         }
@@ -344,9 +336,7 @@ impl Kind {
         let below = format!("{dir}/");
         match self {
             Kind::Exact(text) => text.starts_with(&below),
-            Kind::Prefix(prefix) => {
-                below.starts_with(prefix.as_str()) || prefix.starts_with(&below)
-            }
+            Kind::Prefix(prefix) => below.starts_with(prefix.as_str()) || prefix.starts_with(&below),
             // `<dir>/<suffix>` (or `<dir>/foo` for `**/foo`) always matches.
             Kind::Suffix(_) => true,
             Kind::Glob(tokens) => {
@@ -426,11 +416,7 @@ fn compile(text: &str) -> Result<Kind, &'static str> {
                 }
                 if i >= chars.len() {
                     tokens.push(Token::Rest);
-                    shape = if shape == Shape::Exact {
-                        Shape::Prefix
-                    } else {
-                        Shape::Glob
-                    };
+                    shape = if shape == Shape::Exact { Shape::Prefix } else { Shape::Glob };
                 } else {
                     tokens.push(Token::DirStar);
                     shape = Shape::Glob;
@@ -518,11 +504,7 @@ fn parse_class(chars: &[char], start: usize) -> Result<(Class, usize), &'static 
 
 /// One (possibly escaped) character inside a class, like Go's `getEsc`,
 /// which also insists that the class continues after it.
-fn class_char(
-    chars: &[char],
-    i: usize,
-    bracket_reason: &'static str,
-) -> Result<(char, usize), &'static str> {
+fn class_char(chars: &[char], i: usize, bracket_reason: &'static str) -> Result<(char, usize), &'static str> {
     let (c, next) = match chars.get(i) {
         None => return Err(UNTERMINATED),
         Some('-') => return Err("unescaped `-` in character class"),
@@ -565,12 +547,7 @@ struct Nfa<'a> {
 
 impl<'a> Nfa<'a> {
     fn new(tokens: &'a [Token]) -> Self {
-        let mut nfa = Nfa {
-            tokens,
-            at: vec![false; tokens.len() + 1],
-            inside: vec![false; tokens.len()],
-            consumed: 0,
-        };
+        let mut nfa = Nfa { tokens, at: vec![false; tokens.len() + 1], inside: vec![false; tokens.len()], consumed: 0 };
         if let Some(start) = nfa.at.first_mut() {
             *start = true;
         }
@@ -640,11 +617,7 @@ impl<'a> Nfa<'a> {
     /// live state other than "everything matched".
     fn can_continue(&self) -> bool {
         let pending = self.at.len().saturating_sub(1);
-        self.at
-            .iter()
-            .take(pending)
-            .chain(&self.inside)
-            .any(|&live| live)
+        self.at.iter().take(pending).chain(&self.inside).any(|&live| live)
     }
 }
 
@@ -695,9 +668,7 @@ mod tests {
         }
         let pruned = |path: &str| {
             dirs.iter().any(|dir| {
-                path.starts_with(&format!("{dir}/"))
-                    && ignore.is_excluded(dir)
-                    && !ignore.may_reinclude_below(dir)
+                path.starts_with(&format!("{dir}/")) && ignore.is_excluded(dir) && !ignore.may_reinclude_below(dir)
             })
         };
         let mut sent: Vec<String> = files
@@ -722,11 +693,7 @@ mod tests {
 
     #[test]
     fn comments_and_blank_lines_are_skipped() {
-        check(
-            "# build output\n\nbuild\n\n#node_modules\n",
-            &["build"],
-            &["node_modules", "#node_modules"],
-        );
+        check("# build output\n\nbuild\n\n#node_modules\n", &["build"], &["node_modules", "#node_modules"]);
     }
 
     #[test]
@@ -737,39 +704,23 @@ mod tests {
 
     #[test]
     fn surrounding_whitespace_is_trimmed() {
-        check(
-            "  target  \r\n\t*.log\t\n!  keep.log  ",
-            &["target/x", "a.log"],
-            &["keep.log"],
-        );
+        check("  target  \r\n\t*.log\t\n!  keep.log  ", &["target/x", "a.log"], &["keep.log"]);
     }
 
     #[test]
     fn bom_and_crlf_are_handled() {
-        check(
-            "\u{feff}secret\r\nother\r\n",
-            &["secret", "other/file"],
-            &["public"],
-        );
+        check("\u{feff}secret\r\nother\r\n", &["secret", "other/file"], &["public"]);
     }
 
     #[test]
     fn patterns_are_anchored_at_the_root() {
-        check(
-            "foo",
-            &["foo", "foo/bar", "foo/bar/baz"],
-            &["a/foo", "foobar", "a/foo/bar"],
-        );
+        check("foo", &["foo", "foo/bar", "foo/bar/baz"], &["a/foo", "foobar", "a/foo/bar"]);
         check("a/b", &["a/b", "a/b/c"], &["a", "x/a/b", "a/bc"]);
     }
 
     #[test]
     fn parent_directory_match_excludes_everything_below() {
-        check(
-            "build",
-            &["build", "build/x", "build/x/y/z.o"],
-            &["builder", "src/build"],
-        );
+        check("build", &["build", "build/x", "build/x/y/z.o"], &["builder", "src/build"]);
         check("*/tmp", &["a/tmp/f", "b/tmp/g/h"], &["tmp/f", "a/b/tmp/f"]);
     }
 
@@ -782,11 +733,7 @@ mod tests {
 
     #[test]
     fn question_mark_is_one_non_slash_character() {
-        check(
-            "file?.txt",
-            &["file1.txt", "fileé.txt"],
-            &["file.txt", "file12.txt", "file/.txt"],
-        );
+        check("file?.txt", &["file1.txt", "fileé.txt"], &["file.txt", "file12.txt", "file/.txt"]);
     }
 
     #[test]
@@ -812,11 +759,7 @@ mod tests {
 
     #[test]
     fn double_star_prefix_matches_at_any_depth() {
-        check(
-            "**/foo",
-            &["foo", "a/foo", "a/b/foo", "a/foo/x"],
-            &["afoo/x", "foox"],
-        );
+        check("**/foo", &["foo", "a/foo", "a/b/foo", "a/foo/x"], &["afoo/x", "foox"]);
         check("**/*.go", &["main.go", "cmd/x/main.go"], &["main.gox"]);
     }
 
@@ -829,11 +772,7 @@ mod tests {
 
     #[test]
     fn double_star_in_the_middle_matches_zero_or_more_directories() {
-        check(
-            "a/**/b",
-            &["a/b", "a/x/b", "a/x/y/b", "a/x/b/c"],
-            &["a/xb", "b", "x/a/b"],
-        );
+        check("a/**/b", &["a/b", "a/x/b", "a/x/y/b", "a/x/b/c"], &["a/xb", "b", "x/a/b"]);
     }
 
     #[test]
@@ -846,11 +785,7 @@ mod tests {
     fn last_matching_pattern_wins() {
         check("*.md\n!README.md", &["CHANGES.md"], &["README.md"]);
         check("!README.md\n*.md", &["CHANGES.md", "README.md"], &[]);
-        check(
-            "*\n!keep\nkeep/secret",
-            &["other", "keep/secret"],
-            &["keep", "keep/data"],
-        );
+        check("*\n!keep\nkeep/secret", &["other", "keep/secret"], &["keep", "keep/data"]);
     }
 
     #[test]
@@ -862,10 +797,7 @@ mod tests {
         assert!(!ignore.is_excluded("docs/keep.txt"));
         assert!(ignore.is_excluded("docs/other.txt"));
         assert_eq!(
-            walk(
-                "docs\n!docs/keep.txt",
-                &["docs/keep.txt", "docs/other.txt", "src/main.rs"]
-            ),
+            walk("docs\n!docs/keep.txt", &["docs/keep.txt", "docs/other.txt", "src/main.rs"]),
             ["docs/keep.txt", "src/main.rs"]
         );
     }
@@ -901,16 +833,7 @@ mod tests {
         assert!(!rules("docs\n!src/*.md").may_reinclude_below("docs"));
         assert!(!rules("docs\n!*.md").may_reinclude_below("docs"));
         assert_eq!(
-            walk(
-                text,
-                &[
-                    "docs/a.md",
-                    "docs/b.txt",
-                    "docs/sub/keep.txt",
-                    "vendor/x/keep.txt",
-                    "vendor/y"
-                ]
-            ),
+            walk(text, &["docs/a.md", "docs/b.txt", "docs/sub/keep.txt", "vendor/x/keep.txt", "vendor/y"]),
             ["docs/a.md", "docs/sub/keep.txt", "vendor/x/keep.txt"]
         );
     }
@@ -963,10 +886,7 @@ mod tests {
 
     #[test]
     fn unterminated_class_names_line_and_pattern() {
-        assert_eq!(
-            error_of("# header\nok\n  [a-  \n"),
-            "line 3: bad pattern `[a-`: unterminated character class"
-        );
+        assert_eq!(error_of("# header\nok\n  [a-  \n"), "line 3: bad pattern `[a-`: unterminated character class");
     }
 
     #[test]

@@ -30,7 +30,9 @@ pub struct Engine {
 /// What went wrong talking to the engine.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot reach the Docker engine at {host}: {reason} (is dockerd running? DOCKER_HOST selects another engine)")]
+    #[error(
+        "cannot reach the Docker engine at {host}: {reason} (is dockerd running? DOCKER_HOST selects another engine)"
+    )]
     Unreachable { host: String, reason: String },
     #[error("the Docker engine refused: {message} (HTTP {status})")]
     Daemon { status: u16, message: String },
@@ -47,17 +49,13 @@ impl Error {
     fn from_bollard(err: bollard::errors::Error, host: &str) -> Error {
         use bollard::errors::Error as B;
         match err {
-            B::DockerResponseServerError { status_code, message } => {
-                Error::Daemon { status: status_code, message }
+            B::DockerResponseServerError { status_code, message } => Error::Daemon { status: status_code, message },
+            B::SocketNotFoundError(path) => {
+                Error::Unreachable { host: host.to_owned(), reason: format!("no socket at {path}") }
             }
-            B::SocketNotFoundError(path) => Error::Unreachable {
-                host: host.to_owned(),
-                reason: format!("no socket at {path}"),
-            },
-            B::HyperLegacyError { .. } | B::IOError { .. } | B::RequestTimeoutError => Error::Unreachable {
-                host: host.to_owned(),
-                reason: error_chain(&err),
-            },
+            B::HyperLegacyError { .. } | B::IOError { .. } | B::RequestTimeoutError => {
+                Error::Unreachable { host: host.to_owned(), reason: error_chain(&err) }
+            }
             other => Error::Other(error_chain(&other)),
         }
     }

@@ -69,7 +69,8 @@ impl PluginHost {
             Request::Workflow => to_json(self.shared.state().snapshot()),
             Request::SetDockerfile { text } => {
                 self.only_in(&[Phase::Prebuild], "change the Dockerfile")?;
-                let path = self.shared.state().dockerfile.clone().ok_or_else(|| host_error("there is no Dockerfile yet"))?;
+                let path =
+                    self.shared.state().dockerfile.clone().ok_or_else(|| host_error("there is no Dockerfile yet"))?;
                 std::fs::write(&path, text).map_err(|e| host_error(format!("cannot write {}: {e}", path.display())))?;
                 Ok(Value::Null)
             }
@@ -147,7 +148,13 @@ impl PluginHost {
         };
         let context_dir = dockerfile.parent().map(|p| p.to_path_buf()).unwrap_or_default();
         let name = dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let spec = BuildSpec { context_dir: &context_dir, dockerfile: &name, tag: &tag, build_args: &build_args, labels: &labels };
+        let spec = BuildSpec {
+            context_dir: &context_dir,
+            dockerfile: &name,
+            tag: &tag,
+            build_args: &build_args,
+            labels: &labels,
+        };
         log::info!("building {tag} from {}", dockerfile.display());
         let (started, clock) = (SystemTime::now(), Instant::now());
         let cancel = self.shared.cancel.clone();
@@ -193,7 +200,10 @@ impl PluginHost {
     }
 
     /// Plugins run on blocking threads, where waiting on the runtime is allowed.
-    fn block_on<T>(&self, future: impl std::future::Future<Output = Result<T, crate::engine::Error>>) -> Result<T, PluginError> {
+    fn block_on<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T, crate::engine::Error>>,
+    ) -> Result<T, PluginError> {
         self.shared.runtime.block_on(future).map_err(|e| host_error(e.to_string()))
     }
 }
@@ -229,7 +239,11 @@ impl HostContext for PluginHost {
 
     fn call(&self, request: RStr<'_>) -> RResult<RString, RString> {
         let answer = serde_json::from_str::<Request>(request.as_str())
-            .map_err(|e| host_error(format!("this reactor does not understand the request ({e}); is the plugin newer than reactor?")))
+            .map_err(|e| {
+                host_error(format!(
+                    "this reactor does not understand the request ({e}); is the plugin newer than reactor?"
+                ))
+            })
             .and_then(|request| self.answer(request))
             .and_then(|value| serde_json::to_string(&value).map_err(|e| host_error(e.to_string())));
         match answer {

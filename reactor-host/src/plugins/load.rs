@@ -66,7 +66,9 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
     let given = path.to_path_buf();
     let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
     let header = lib_header_from_path(&path).map_err(|e| match e {
-        LibraryError::OpenError { err, .. } => LoadError::NotSharedObject { path: given.clone(), reason: err.to_string() },
+        LibraryError::OpenError { err, .. } => {
+            LoadError::NotSharedObject { path: given.clone(), reason: err.to_string() }
+        }
         LibraryError::GetSymbolError { .. } => LoadError::NotPlugin(given.clone()),
         other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
     })?;
@@ -75,7 +77,9 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
         // abi_stable's own message is a layout dump hundreds of lines long: keep it for -v.
         log::debug!("loading {}: {e}", path.display());
         match e {
-            LibraryError::IncompatibleVersionNumber { .. } | LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) => {
+            LibraryError::IncompatibleVersionNumber { .. }
+            | LibraryError::AbiInstability(_)
+            | LibraryError::InvalidAbiHeader(_) => {
                 LoadError::Incompatible { path: given.clone(), found: found.clone(), ours: INTERFACE_VERSION }
             }
             other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },

@@ -55,9 +55,9 @@ impl RegisteredPlugin {
     /// its own, and a built-in's are caught here.
     pub fn invoke(&self, host: HostCtx, args: &Value) -> Result<Value, PluginError> {
         match &self.implementation {
-            Implementation::Builtin(plugin) => reactor_plugin_api::__private::guard(|| {
-                plugin.run(&Context::new(host), Args::new(args.clone()))
-            }),
+            Implementation::Builtin(plugin) => {
+                reactor_plugin_api::__private::guard(|| plugin.run(&Context::new(host), Args::new(args.clone())))
+            }
             Implementation::Loaded(module) => {
                 let args = args.to_string();
                 let outcome = (module.run())(RStr::from(self.manifest.key.as_str()), host, RStr::from(args.as_str()));
@@ -156,7 +156,10 @@ impl Plan {
                             entry.name
                         ));
                     } else {
-                        log::warn!("plugin '{}' requested but not available, skipping it ({place} has \"required\": false)", entry.name);
+                        log::warn!(
+                            "plugin '{}' requested but not available, skipping it ({place} has \"required\": false)",
+                            entry.name
+                        );
                     }
                     continue;
                 };
@@ -172,7 +175,11 @@ impl Plan {
                 let arg_problems = args_problems(&plugin.manifest, &entry.args);
                 if !arg_problems.is_empty() {
                     for (pointer, problem) in arg_problems {
-                        problems.push(format!("{} (plugin '{}')", describe(&format!("{place}/args{pointer}"), &problem), entry.name));
+                        problems.push(format!(
+                            "{} (plugin '{}')",
+                            describe(&format!("{place}/args{pointer}"), &problem),
+                            entry.name
+                        ));
                     }
                     continue;
                 }
@@ -210,10 +217,9 @@ impl Plan {
 /// How `args` break the manifest's schema, as (pointer within args, problem).
 fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
     match jsonschema::validator_for(&manifest.args_schema) {
-        Ok(validator) => validator
-            .iter_errors(args)
-            .map(|e| (e.instance_path().as_str().to_owned(), e.to_string()))
-            .collect(),
+        Ok(validator) => {
+            validator.iter_errors(args).map(|e| (e.instance_path().as_str().to_owned(), e.to_string())).collect()
+        }
         Err(e) => vec![(String::new(), format!("the plugin's args schema is invalid: {e}"))],
     }
 }

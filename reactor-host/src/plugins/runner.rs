@@ -23,7 +23,12 @@ pub struct PluginFailure {
 
 /// Runs `plugins` as `phase`. A fatal failure stops the phase at once, unless `keep_going`
 /// (the exit phase), where every plugin runs and the first fatal failure is returned at the end.
-pub async fn run_phase(phase: Phase, plugins: &[PlannedPlugin], shared: &Arc<Shared>, keep_going: bool) -> Result<(), PluginFailure> {
+pub async fn run_phase(
+    phase: Phase,
+    plugins: &[PlannedPlugin],
+    shared: &Arc<Shared>,
+    keep_going: bool,
+) -> Result<(), PluginFailure> {
     shared.state().phase = Some(phase);
     let mut first_fatal = None;
     for planned in plugins {
@@ -56,7 +61,8 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> R
         match invoke(Phase::Buildstep, planned, shared).await {
             Ok(_) if shared.state().build_result.is_some() => return Ok(()),
             Ok(_) => {
-                let message = "returned without building (a builder must build, set a build result, or decline)".to_owned();
+                let message =
+                    "returned without building (a builder must build, set a build result, or decline)".to_owned();
                 return Err(PluginFailure { phase: Phase::Buildstep, key: key.clone(), message });
             }
             Err(e) if e.kind == ErrorKind::Declined => {
@@ -95,7 +101,11 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, shared: &Arc<Shared>) -> 
     };
     let error = outcome.as_ref().err().map(|e| e.message.clone());
     match &outcome {
-        Ok(_) => log::debug!("{phase} plugin '{key}' finished in {:.3}s, returning {}", duration.as_secs_f64(), shorten(&result.to_string())),
+        Ok(_) => log::debug!(
+            "{phase} plugin '{key}' finished in {:.3}s, returning {}",
+            duration.as_secs_f64(),
+            shorten(&result.to_string())
+        ),
         Err(_) => log::debug!("{phase} plugin '{key}' failed after {:.3}s", duration.as_secs_f64()),
     }
     let mut state = shared.state();
@@ -110,15 +120,21 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, shared: &Arc<Shared>) -> 
 pub fn fill_special_values(args: &Value, state: &BuildState) -> Value {
     match args {
         Value::String(s) => match s.as_str() {
-            "BUILT_IMAGE_ID" => state.build_result.as_ref().and_then(|r| r.image_id.clone()).map_or(Value::Null, Value::String),
+            "BUILT_IMAGE_ID" => {
+                state.build_result.as_ref().and_then(|r| r.image_id.clone()).map_or(Value::Null, Value::String)
+            }
             "BASE_IMAGE" => crate::dockerfile::base_image(&state.dockerfile_text()).map_or(Value::Null, Value::String),
-            "BUILD_DOCKERFILE_PATH" => state.dockerfile.as_ref().map_or(Value::Null, |p| Value::String(p.display().to_string())),
+            "BUILD_DOCKERFILE_PATH" => {
+                state.dockerfile.as_ref().map_or(Value::Null, |p| Value::String(p.display().to_string()))
+            }
             "BUILD_SOURCE_PATH" if !state.source.path.is_empty() => Value::String(state.source.path.clone()),
             "BUILD_SOURCE_PATH" => Value::Null,
             _ => args.clone(),
         },
         Value::Array(items) => Value::Array(items.iter().map(|v| fill_special_values(v, state)).collect()),
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_special_values(v, state))).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), fill_special_values(v, state))).collect())
+        }
         other => other.clone(),
     }
 }

@@ -29,11 +29,10 @@ pub fn clone(uri: &str, commit: Option<&str>, base_dir: &Path, dest: &Path, canc
         }
     })?;
     let oid = match commit {
-        None => repo
-            .head()
-            .and_then(|head| head.peel_to_commit())
-            .map(|c| c.id())
-            .map_err(|e| Error::Clone { uri: uri.to_owned(), reason: format!("no default branch to check out: {}", e.message()) })?,
+        None => repo.head().and_then(|head| head.peel_to_commit()).map(|c| c.id()).map_err(|e| Error::Clone {
+            uri: uri.to_owned(),
+            reason: format!("no default branch to check out: {}", e.message()),
+        })?,
         Some(commit) => check_out(&repo, uri, commit)?,
     };
     log::info!("checked out {oid}");
@@ -93,7 +92,11 @@ fn check_out(repo: &Repository, uri: &str, commit: &str) -> Result<Oid, Error> {
         .iter()
         .find_map(|spec| repo.revparse_single(spec).ok()?.peel_to_commit().ok())
         .ok_or_else(|| Error::NoSuchCommit { uri: uri.to_owned(), commit: commit.to_owned() })?;
-    let failed = |e: git2::Error| Error::Checkout { uri: uri.to_owned(), commit: commit.to_owned(), reason: e.message().to_owned() };
+    let failed = |e: git2::Error| Error::Checkout {
+        uri: uri.to_owned(),
+        commit: commit.to_owned(),
+        reason: e.message().to_owned(),
+    };
     repo.checkout_tree(target.as_object(), Some(CheckoutBuilder::new().force())).map_err(failed)?;
     repo.set_head_detached(target.id()).map_err(failed)?;
     Ok(target.id())

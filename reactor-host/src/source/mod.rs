@@ -116,7 +116,8 @@ fn local_path(uri: &str, base_dir: &Path) -> PathBuf {
 /// the file, anything else the directory that holds a `Dockerfile`. It must stay inside `root`.
 pub fn locate_dockerfile(root: &Path, dockerfile_path: &str) -> Result<PathBuf, Error> {
     let relative = Path::new(dockerfile_path);
-    let escapes = relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
+    let escapes =
+        relative.components().any(|c| matches!(c, Component::ParentDir | Component::RootDir | Component::Prefix(_)));
     if escapes {
         return Err(Error::OutsideSource(dockerfile_path.to_owned()));
     }
