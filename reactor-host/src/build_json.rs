@@ -138,10 +138,12 @@ pub fn from_value(
         (Some(_), Some(_)) => {
             return Err(invalid(vec!["give either `source` or the older `git_url`, not both".to_owned()]))
         }
-        (None, None) => return Err(invalid(vec![
+        (None, None) => {
+            return Err(invalid(vec![
             "/source: required (e.g. {\"provider\": \"git\", \"uri\": \"https://…\"}; the older `git_url` also works)"
                 .to_owned(),
-        ])),
+        ]))
+        }
         (Some(s), None) => SourceSpec {
             provider: if s.provider == "git" { Provider::Git } else { Provider::Path },
             uri: s.uri,

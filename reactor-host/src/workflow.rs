@@ -114,10 +114,6 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
         }
     }
     drop(source);
-    for run in &shared.state().runs {
-        let how = run.error.as_deref().map_or("ok".to_owned(), |e| format!("failed: {e}"));
-        log::debug!("{} plugin '{}': {:.3}s, {how}", run.phase, run.key, run.duration.as_secs_f64());
-    }
     Finished { failure, shared }
 }
 

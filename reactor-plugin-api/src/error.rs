@@ -83,16 +83,22 @@ impl fmt::Display for PluginError {
 impl<E: std::error::Error + Send + Sync + 'static> From<E> for PluginError {
     fn from(err: E) -> PluginError {
         // Keep the whole chain on one line: reqwest's Display alone says only "error sending request".
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            let text = cause.to_string();
-            if !message.contains(&text) {
-                message.push_str(": ");
-                message.push_str(&text);
-            }
-            source = cause.source();
-        }
-        PluginError::new(message)
+        PluginError::new(error_chain(&err))
     }
+}
+
+/// An error and its causes on one line, `error: cause: cause`, leaving out a cause whose text
+/// the line already holds.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }

@@ -60,6 +60,7 @@ pub const INTERFACE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// What the [`export_plugins!`] expansion and the host use; not part of the author-facing API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::error::error_chain;
     pub use crate::guard::{guard, run_entry};
     pub use crate::plugin::manifests_json;
     pub use abi_stable;

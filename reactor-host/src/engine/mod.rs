@@ -13,6 +13,7 @@ mod image;
 use std::time::Duration;
 
 use bollard::Docker;
+use reactor_plugin_api::__private::error_chain;
 
 pub use build::BuildSpec;
 
@@ -59,20 +60,6 @@ impl Error {
             other => Error::Other(error_chain(&other)),
         }
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text = format!("{text}: {more}");
-        }
-        source = cause.source();
-    }
-    text
 }
 
 impl Engine {
