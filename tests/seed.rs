@@ -42,7 +42,7 @@ fn logs_submitter_posts_the_build_log_and_the_image_runs() {
     assert!(logs.iter().any(|l| l.starts_with("Successfully built ")), "{logs:#?}");
 
     // The plugin's own log line came through the bridge, under its key.
-    assert!(run.stderr.contains("plugin::logs_submitter] posting"), "{}", run.stderr);
+    assert!(run.stderr.contains("plugin::logs_submitter::logs_submitter] posting"), "{}", run.stderr);
     assert_eq!(docker_run(&image, &[]), "Hello, World!\n");
 }
 

@@ -6,6 +6,7 @@ mod util;
 
 mod build_json;
 mod cancel;
+mod compat;
 mod engine;
 mod errors;
 mod plugins;

@@ -83,7 +83,18 @@ pub fn plugin(name: &str) -> String {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "logs_submitter", "-p", "test_plugins"])
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "logs_submitter",
+                "-p",
+                "test_plugins",
+                "-p",
+                "test_puller",
+                "-p",
+                "test_invalid",
+            ])
             .env("CARGO_TARGET_DIR", target_dir())
             .status()
             .expect("run cargo build");

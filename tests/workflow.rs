@@ -119,7 +119,7 @@ fn everything_runs_in_order_when_nothing_fails() {
     }
     let loaded = doc["loaded_plugins"].as_array().expect("loaded");
     let recorder = loaded.iter().find(|p| p["key"] == "recorder").expect("recorder listed");
-    assert_eq!(recorder["interface_version"], "0.1.0");
+    assert_eq!(recorder["api_version"], reactor_plugin_api::API_VERSION);
     assert!(recorder["origin"].as_str().expect("origin").ends_with("libtest_plugins.so"));
     assert!(loaded.iter().any(|p| p["key"] == "docker_api" && p["origin"] == "built-in"));
     // Exit plugins saw the outcome.
@@ -385,10 +385,14 @@ fn dry_run_prints_the_plan_and_builds_nothing() {
     let out = build(dir.path(), OK, lists, &["--dry-run"]);
     out.run.expect_code(0);
     let plan = &out.run.stdout;
-    assert!(plan.contains("buildstep:\n  1. docker_api 0.1.0 (built-in), must not fail\n     args: {}\n"), "{plan}");
-    assert!(plan.contains("postbuild:\n  1. recorder 0.1.0 ("), "{plan}");
+    let v = env!("CARGO_PKG_VERSION");
+    assert!(
+        plan.contains(&format!("buildstep:\n  1. docker_api {v} (built-in), must not fail\n     args: {{}}\n")),
+        "{plan}"
+    );
+    assert!(plan.contains(&format!("postbuild:\n  1. recorder {v} (")), "{plan}");
     assert!(plan.contains("libtest_plugins.so), allowed to fail\n"), "{plan}");
-    assert!(plan.contains("exit:\n  1. dockerfile_content 0.1.0 (built-in), allowed to fail\n"), "{plan}");
+    assert!(plan.contains(&format!("exit:\n  1. dockerfile_content {v} (built-in), allowed to fail\n")), "{plan}");
     assert!(plan.contains("prepublish:\n  (none)\n"), "{plan}");
     assert_eq!(out.record, "", "nothing ran");
     assert!(!out.run.stderr.contains("cloning"), "{}", out.run.stderr);

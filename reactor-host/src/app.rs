@@ -87,7 +87,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    let cancel = Cancel::default();
+    let cancel = Cancel::new(run.cancel_grace);
     let finished = runtime.block_on(async {
         if let Err(e) = cancel.listen_for_signals(workflow::EXIT_TIMEOUT.as_secs()) {
             log::warn!(
@@ -96,9 +96,12 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         workflow::run(&request, &plan, cancel.clone()).await
     });
+    // A plugin abandoned after the cancellation may still be running on a blocking thread:
+    // stop the runtime without waiting for it (the process ends with this function).
+    runtime.shutdown_background();
     let code = match &finished.failure {
         None => {
-            let image_id = finished.shared.state().build_result.as_ref().and_then(|b| b.image_id.clone());
+            let image_id = finished.session.state().build_result.as_ref().and_then(|b| b.image_id.clone());
             log::info!("build succeeded: {} ({})", request.image, image_id.unwrap_or_default());
             exit::SUCCESS
         }

@@ -1,11 +1,13 @@
 //! Cancellation: SIGINT or SIGTERM stops the build where it is, then the exit plugins run.
 //!
-//! The first signal cancels; the workflow drops what it was doing (dropping the build stream
-//! makes the engine stop the build), running plugins see it through their context, and the exit
-//! phase starts. Further signals are noted and ignored while the exit plugins finish, within a
-//! time limit, so a second Ctrl-C cannot lose the clean-up and the result file.
+//! The first signal cancels: the engine build is dropped (which makes the engine stop it), a
+//! running plugin sees it through its context and its engine calls are interrupted, and a plugin
+//! that has not returned within the grace period is abandoned. Only then does the exit phase
+//! start. Further signals are noted and ignored while the exit plugins finish, within a time
+//! limit, so a second Ctrl-C cannot lose the clean-up and the result file.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -37,15 +39,32 @@ impl Signal {
 #[derive(Clone, Debug)]
 pub struct Cancel {
     state: Arc<watch::Sender<Option<Signal>>>,
+    /// How long a plugin may take to return once the build is cancelled.
+    pub grace: Duration,
 }
+
+/// The grace period when `--cancel-grace` does not say.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 impl Default for Cancel {
     fn default() -> Cancel {
-        Cancel { state: Arc::new(watch::Sender::new(None)) }
+        Cancel::new(DEFAULT_GRACE)
     }
 }
 
 impl Cancel {
+    /// Not cancelled yet, with this grace period.
+    pub fn new(grace: Duration) -> Cancel {
+        Cancel { state: Arc::new(watch::Sender::new(None)), grace }
+    }
+
+    /// Completes `grace` after the cancellation: when whatever still runs is abandoned.
+    pub async fn grace_over(&self) -> Signal {
+        let signal = self.cancelled().await;
+        tokio::time::sleep(self.grace).await;
+        signal
+    }
+
     /// Cancels with `signal`; returns false when already cancelled.
     pub fn cancel(&self, signal: Signal) -> bool {
         self.state.send_if_modified(|state| {

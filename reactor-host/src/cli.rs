@@ -124,6 +124,12 @@ pub struct RunArgs {
     #[arg(long = "dry-run")]
     pub dry_run: bool,
 
+    /// Once cancelled (SIGINT, SIGTERM), how long a running plugin may take to return before it
+    /// is abandoned and the exit plugins run.
+    #[arg(long = "cancel-grace", value_name = "SECONDS", env = "REACTOR_CANCEL_GRACE", default_value = "10",
+          value_parser = parse_seconds)]
+    pub cancel_grace: std::time::Duration,
+
     /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
     /// DOCKER_HOST names.
     #[arg(long, value_enum, default_value_t = Method::Here)]
@@ -134,4 +140,13 @@ pub struct RunArgs {
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub enum Method {
     Here,
+}
+
+/// A non-negative number of seconds (`10`, `2.5`).
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
+        .map(std::time::Duration::from_secs_f64)
+        .ok_or_else(|| format!("'{text}' is not a number of seconds"))
 }

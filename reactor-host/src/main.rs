@@ -4,6 +4,7 @@ mod app;
 mod build_json;
 mod cancel;
 mod cli;
+mod credentials;
 mod dockerfile;
 mod engine;
 mod plugins;

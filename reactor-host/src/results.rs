@@ -26,7 +26,7 @@ fn loaded_plugins(registry: &Registry) -> Value {
             json!({
                 "key": p.manifest.key,
                 "version": p.manifest.version,
-                "interface_version": p.interface_version,
+                "api_version": p.api_version,
                 "phases": p.manifest.phases,
                 "origin": p.origin.to_string(),
             })
@@ -68,9 +68,9 @@ pub fn finished(
     exit_code: u8,
     started: SystemTime,
 ) -> Value {
-    let state = finished.shared.state();
+    let state = finished.session.state();
     let outcome = state.outcome.clone().unwrap_or_default();
-    let mut doc = envelope(&outcome.status, exit_code, started);
+    let mut doc = envelope(outcome.status.name(), exit_code, started);
     let failure = outcome
         .error
         .as_ref()
@@ -87,8 +87,9 @@ pub fn finished(
                 "key": run.key,
                 "started": time(run.started),
                 "duration_s": run.duration.as_secs_f64(),
+                "status": run.status,
                 "error": run.error,
-                "result": state.results.get(&run.phase).and_then(|r| r.get(&run.key)),
+                "result": run.result,
             })
         })
         .collect();

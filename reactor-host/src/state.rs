@@ -1,12 +1,60 @@
-//! The build's state while it runs: what plugins read and change through their context, and
-//! what the workflow records as it goes, for the result document.
+//! The build's state while it runs, in one place: what plugins read and change through their
+//! context, and what the workflow records as it goes, for the result document. [`Session`]
+//! holds it with the engine, the runtime and the cancellation, and is the only writer of plugin
+//! runs ([`Session::record_run`]).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use reactor_plugin_api::protocol::PulledImage;
 use reactor_plugin_api::{BuildResult, Outcome, Phase, SourceInfo, Workflow};
+use serde::Serialize;
 use serde_json::Value;
+use tokio::runtime::Handle;
+
+use crate::cancel::Cancel;
+use crate::engine::Engine;
+
+/// One build in progress: its state, the engine, the runtime to reach it, and the cancellation.
+pub struct Session {
+    state: Mutex<BuildState>,
+    engine: Mutex<Option<Engine>>,
+    pub runtime: Handle,
+    pub cancel: Cancel,
+}
+
+impl Session {
+    pub fn new(state: BuildState, runtime: Handle, cancel: Cancel) -> Arc<Session> {
+        Arc::new(Session { state: Mutex::new(state), engine: Mutex::new(None), runtime, cancel })
+    }
+
+    pub fn set_engine(&self, engine: Engine) {
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+    }
+
+    /// The engine, once connected.
+    pub fn engine(&self) -> Option<Engine> {
+        self.engine.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The state; a plugin thread that panicked while holding it cannot have left it half-changed
+    /// in a way that matters more than losing the build, so poisoning is ignored.
+    pub fn state(&self) -> MutexGuard<'_, BuildState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a run of plugin `key` (or of the engine build, as `dockerbuild`): its timing, how
+    /// it ended, and its result, which later plugins see under its key.
+    pub fn record_run(&self, run: PluginRun) {
+        let mut state = self.state();
+        if let Some(result) = &run.result {
+            state.results.entry(run.phase).or_default().insert(run.key.clone(), result.clone());
+        }
+        state.runs.push(run);
+    }
+}
 
 /// Everything known about the build so far.
 #[derive(Debug, Default)]
@@ -23,6 +71,10 @@ pub struct BuildState {
     pub results: BTreeMap<Phase, BTreeMap<String, Value>>,
     /// Pushed image names and the digests the registry reported.
     pub digests: BTreeMap<String, String>,
+    /// Images pulled through the host, in order.
+    pub pulled_images: Vec<PulledImage>,
+    /// What plugins share (atomic-reactor's `plugin_workspace`), by key.
+    pub workspace: BTreeMap<String, Value>,
     /// Every plugin run (and the engine build, as `dockerbuild`), in order.
     pub runs: Vec<PluginRun>,
     /// How the build ended, set before the exit phase.
@@ -38,7 +90,20 @@ pub struct PluginRun {
     pub key: String,
     pub started: SystemTime,
     pub duration: Duration,
+    pub status: RunStatus,
     pub error: Option<String>,
+    /// What it returned (on failure `{"error", "kind"}`); `None` when abandoned.
+    pub result: Option<Value>,
+}
+
+/// How a plugin run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    /// Still running when the cancellation's grace period ended: reactor went on without it.
+    Abandoned,
 }
 
 impl BuildState {
@@ -73,6 +138,7 @@ impl BuildState {
             build_result: self.build_result.clone(),
             results: self.results_by_name(),
             digests: self.digests.clone(),
+            pulled_images: self.pulled_images.clone(),
             outcome: self.outcome.clone(),
         }
     }

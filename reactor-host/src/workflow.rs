@@ -2,19 +2,18 @@
 //! postbuild, and the exit plugins always, whatever happened before, cancellation included.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
-use reactor_plugin_api::{Outcome, Phase, SourceInfo};
+use reactor_plugin_api::{BuildResult, ErrorKind, Outcome, Phase, PluginError, SourceInfo, Status};
 use tokio::runtime::Handle;
 
 use crate::build_json::BuildRequest;
 use crate::cancel::{Cancel, Signal};
-use crate::engine::Engine;
-use crate::plugins::host::Shared;
+use crate::engine::{BuildSpec, Engine};
 use crate::plugins::runner::{run_buildstep, run_phase, PluginFailure};
 use crate::plugins::Plan;
 use crate::source::{self, FetchedSource};
-use crate::state::BuildState;
+use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
 /// How long the exit plugins may take once the build was cancelled.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -42,7 +41,7 @@ impl Failure {
         match self {
             Failure::Source(_) => (Some("source".to_owned()), None),
             Failure::Engine(_) | Failure::Internal(_) => (None, None),
-            Failure::Build(_) => (Some(Phase::Buildstep.name().to_owned()), Some("dockerbuild".to_owned())),
+            Failure::Build(_) => (Some(Phase::Buildstep.name().to_owned()), Some(DOCKERBUILD.to_owned())),
             Failure::Plugin(p) => (Some(p.phase.name().to_owned()), Some(p.key.clone())),
             Failure::Cancelled(_) => (None, None),
         }
@@ -51,11 +50,11 @@ impl Failure {
     /// The outcome exit plugins and the result document see.
     pub fn outcome(failure: Option<&Failure>) -> Outcome {
         let Some(failure) = failure else {
-            return Outcome { status: "succeeded".to_owned(), ..Default::default() };
+            return Outcome { status: Status::Succeeded, ..Default::default() };
         };
         let (failed_phase, failed_plugin) = failure.place();
-        let status = if matches!(failure, Failure::Cancelled(_)) { "cancelled" } else { "failed" };
-        Outcome { status: status.to_owned(), failed_phase, failed_plugin, error: Some(failure.to_string()) }
+        let status = if matches!(failure, Failure::Cancelled(_)) { Status::Cancelled } else { Status::Failed };
+        Outcome { status, failed_phase, failed_plugin, error: Some(failure.to_string()) }
     }
 }
 
@@ -64,7 +63,7 @@ pub struct Finished {
     /// The first failure, the root cause; `None` when the build succeeded.
     pub failure: Option<Failure>,
     /// The state at the end, for the result document.
-    pub shared: Arc<Shared>,
+    pub session: Arc<Session>,
 }
 
 /// Runs the whole build of `request` with the plugins of `plan`; `cancel` stops it.
@@ -78,26 +77,35 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
         },
         ..Default::default()
     };
-    let shared = Shared::new(state, Handle::current(), cancel.clone());
+    let session = Session::new(state, Handle::current(), cancel.clone());
     // Holds the fetched tree until the exit plugins are done with it.
     let mut source = None;
+    // A cancelled build's phases end on their own: the engine build is dropped, plugins are told
+    // and abandoned after the grace period. What cannot be told (a clone from a silent server)
+    // is dropped a moment after that.
     let failure = tokio::select! {
-        // Checked first: a phase that failed because of the cancellation was cancelled.
-        biased;
-        // Dropping the main phases stops whatever awaits in them (the build stream included).
-        signal = cancel.cancelled() => Some(Failure::Cancelled(signal)),
-        done = main_phases(request, plan, &shared, &mut source) => done.err(),
+        done = main_phases(request, plan, &session, &mut source) => done.err(),
+        signal = async {
+            let signal = cancel.grace_over().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            signal
+        } => Some(Failure::Cancelled(signal)),
+    };
+    // A phase that failed because of the cancellation was cancelled.
+    let failure = match cancel.signal() {
+        Some(signal) => Some(Failure::Cancelled(signal)),
+        None => failure,
     };
     // A plugin's failure was logged as it happened; say the others now, before the exit plugins.
     if let Some(failure) = failure.as_ref().filter(|f| !matches!(f, Failure::Plugin(_) | Failure::Cancelled(_))) {
         log::error!("{failure}");
     }
-    shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
+    session.state().outcome = Some(Failure::outcome(failure.as_ref()));
 
     // The exit plugins run to the end, but once the build is cancelled (before or during this
     // phase) only for so long.
     let exit_failure = tokio::select! {
-        done = run_phase(Phase::Exit, plan.phase(Phase::Exit), &shared, true) => done.err().map(Failure::Plugin),
+        done = run_phase(Phase::Exit, plan.phase(Phase::Exit), &session, true) => done.err().map(Failure::Plugin),
         () = async {
             cancel.cancelled().await;
             tokio::time::sleep(EXIT_TIMEOUT).await;
@@ -105,28 +113,28 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
     };
     let failure = failure.or(exit_failure);
     // An exit plugin's failure fails a build that had succeeded until then.
-    shared.state().outcome = Some(Failure::outcome(failure.as_ref()));
+    session.state().outcome = Some(Failure::outcome(failure.as_ref()));
     {
         // The source goes away now; the result document still shows the final Dockerfile.
-        let mut state = shared.state();
+        let mut state = session.state();
         if state.dockerfile.is_some() {
             state.dockerfile_at_end = Some(state.dockerfile_text());
         }
     }
     drop(source);
-    Finished { failure, shared }
+    Finished { failure, session }
 }
 
 async fn main_phases(
     request: &BuildRequest,
     plan: &Plan,
-    shared: &Arc<Shared>,
+    session: &Arc<Session>,
     source: &mut Option<FetchedSource>,
 ) -> Result<(), Failure> {
     // The engine connection and the clone do not depend on each other: do both at once.
     let spec = request.source.clone();
     let base_dir = request.base_dir.clone();
-    let cancel = shared.cancel.clone();
+    let cancel = session.cancel.clone();
     let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir, &cancel));
     let connecting = async {
         let engine = Engine::connect().await?;
@@ -139,25 +147,71 @@ async fn main_phases(
     let fetched = fetched.map_err(|e| Failure::Internal(format!("fetching the source stopped: {e}")))?;
     // Keep what did work for the exit plugins, even when the other half failed.
     if let Ok(engine) = &engine {
-        shared.set_engine(engine.clone());
+        session.set_engine(engine.clone());
     }
     let fetched = source.insert(fetched?);
     {
-        let mut state = shared.state();
+        let mut state = session.state();
         state.source.path = fetched.root.display().to_string();
         state.source.commit = fetched.commit.clone();
         state.dockerfile = Some(fetched.dockerfile.clone());
     }
     engine?;
 
-    run_phase(Phase::Prebuild, plan.phase(Phase::Prebuild), shared, false).await?;
-    run_buildstep(plan.phase(Phase::Buildstep), shared).await?;
-    let built = shared.state().build_result.clone().unwrap_or_default();
+    run_phase(Phase::Prebuild, plan.phase(Phase::Prebuild), session, false).await?;
+    run_buildstep(plan.phase(Phase::Buildstep), session).await?;
+    let built = session.state().build_result.clone().unwrap_or_default();
     if built.failed {
         return Err(Failure::Build(built.fail_reason.unwrap_or_else(|| "the builder reported a failure".to_owned())));
     }
     log::info!("built {} ({})", request.image, built.image_id.unwrap_or_default());
-    run_phase(Phase::Prepublish, plan.phase(Phase::Prepublish), shared, false).await?;
-    run_phase(Phase::Postbuild, plan.phase(Phase::Postbuild), shared, false).await?;
+    run_phase(Phase::Prepublish, plan.phase(Phase::Prepublish), session, false).await?;
+    run_phase(Phase::Postbuild, plan.phase(Phase::Postbuild), session, false).await?;
     Ok(())
 }
+
+/// Builds on the engine from the state as it stands, streaming the output to the log, and
+/// records the result and the build's own run (as `dockerbuild`). Dropping the build stream on
+/// cancellation makes the engine stop the build.
+pub async fn build_image(session: &Session) -> Result<BuildResult, PluginError> {
+    let host_error = |message: String| PluginError::with_kind(ErrorKind::Host, message);
+    let engine =
+        session.engine().ok_or_else(|| host_error("the Docker engine is not available to this build".into()))?;
+    let (dockerfile, tag, build_args, labels) = {
+        let state = session.state();
+        let dockerfile =
+            state.dockerfile.clone().ok_or_else(|| host_error("there is no Dockerfile to build".into()))?;
+        (dockerfile, state.image.clone(), state.build_args.clone(), state.labels.clone())
+    };
+    let context_dir = dockerfile.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let name = dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let spec =
+        BuildSpec { context_dir: &context_dir, dockerfile: &name, tag: &tag, build_args: &build_args, labels: &labels };
+    log::info!("building {tag} from {}", dockerfile.display());
+    let (started, clock) = (SystemTime::now(), Instant::now());
+    let output = tokio::select! {
+        output = engine.build(&spec, |line| log::info!(target: "reactor::build", "{line}")) => output,
+        _ = session.cancel.cancelled() => return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled")),
+    };
+    let output = output.map_err(|e| host_error(e.to_string()))?;
+    let result = BuildResult {
+        failed: output.error.is_some(),
+        fail_reason: output.error,
+        image_id: output.image_id,
+        logs: output.logs,
+    };
+    session.record_run(PluginRun {
+        phase: Phase::Buildstep,
+        key: DOCKERBUILD.to_owned(),
+        started,
+        duration: clock.elapsed(),
+        status: if result.failed { RunStatus::Failed } else { RunStatus::Succeeded },
+        error: result.fail_reason.clone(),
+        result: None,
+    });
+    session.state().build_result = Some(result.clone());
+    Ok(result)
+}
+
+/// The name the engine build itself is recorded under, as in atomic-reactor.
+pub const DOCKERBUILD: &str = "dockerbuild";

@@ -1,24 +1,37 @@
 //! The plugin's handle on the running build: read the workflow, change what the phase allows,
-//! reach the engine through the host.
+//! reach the engine and registries through the host, share state with other plugins.
 
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::ffi::HostCtx;
-use crate::protocol::{PushOutcome, Request};
+use crate::protocol::{ContainerOptions, HostHello, PulledImage, PushOutcome, Request};
 use crate::{BuildResult, ErrorKind, PluginError, RunOutput, Workflow};
 
 /// Given to [`Plugin::run`](crate::Plugin::run); every method is a request to the host.
 pub struct Context {
     host: HostCtx,
+    hello: HostHello,
 }
 
 impl Context {
     #[doc(hidden)]
-    pub fn new(host: HostCtx) -> Context {
-        Context { host }
+    pub fn new(host: HostCtx, hello: HostHello) -> Context {
+        Context { host, hello }
+    }
+
+    /// The host: its reactor version, protocol and features.
+    pub fn host(&self) -> &HostHello {
+        &self.hello
+    }
+
+    /// Whether the host offers `feature` (see [`crate::protocol::FEATURES`]); a plugin that may
+    /// use a feature checks this, or handles [`ErrorKind::Unsupported`] from the call.
+    pub fn supports(&self, feature: &str) -> bool {
+        self.hello.features.iter().any(|f| f == feature)
     }
 
     /// A snapshot of the workflow: image, source, Dockerfile, labels, build result, results.
@@ -63,10 +76,33 @@ impl Context {
         self.call_unit(&Request::TagImage { source: source.to_owned(), target: target.to_owned() })
     }
 
-    /// Pushes `name` (`registry/repo:tag`); returns the digest the registry reported.
+    /// Pushes `name` (`registry/repo:tag`) and returns the digest the registry reported, which
+    /// is also recorded. A host with `registry.credentials` logs in with the registry's entry
+    /// in Docker's `config.json`.
     pub fn push_image(&self, name: &str) -> Result<Option<String>, PluginError> {
-        let outcome: PushOutcome = self.call(&Request::PushImage { name: name.to_owned() })?;
+        let outcome: PushOutcome =
+            self.call(&Request::PushImage { name: name.to_owned(), registry_secret_dir: None })?;
         Ok(outcome.digest)
+    }
+
+    /// Pushes `name`, logging in with the `.dockercfg` in `secret_dir` (atomic-reactor's
+    /// `registry_secret_dir`); needs `registry.credentials`.
+    pub fn push_image_with_secret(&self, name: &str, secret_dir: &str) -> Result<Option<String>, PluginError> {
+        let request = Request::PushImage { name: name.to_owned(), registry_secret_dir: Some(secret_dir.to_owned()) };
+        let outcome: PushOutcome = self.call(&request)?;
+        Ok(outcome.digest)
+    }
+
+    /// Pulls `name`, logging in with the registry's credentials (from `secret_dir`'s
+    /// `.dockercfg` when given, else Docker's `config.json`); the pull is recorded in the
+    /// workflow's `pulled_images`. Needs `images.pull`.
+    pub fn pull_image(&self, name: &str, secret_dir: Option<&str>) -> Result<PulledImage, PluginError> {
+        self.call(&Request::PullImage { name: name.to_owned(), registry_secret_dir: secret_dir.map(str::to_owned) })
+    }
+
+    /// Records that the plugin pushed `name` with `digest` itself; needs `digests.record`.
+    pub fn record_digest(&self, name: &str, digest: &str) -> Result<(), PluginError> {
+        self.call_unit(&Request::RecordDigest { name: name.to_owned(), digest: digest.to_owned() })
     }
 
     /// Removes an image.
@@ -75,12 +111,42 @@ impl Context {
     }
 
     /// Runs `command` in a new container of `image`, waits for it, and returns its output and
-    /// exit code; the container is removed.
+    /// exit code; the container is removed, also when the build is cancelled.
     pub fn run_container(&self, image: &str, command: &[&str]) -> Result<RunOutput, PluginError> {
+        self.run_container_with(image, command, ContainerOptions::default())
+    }
+
+    /// [`Context::run_container`] with env, user, entrypoint, a timeout, or the output streamed
+    /// to the log; needs `containers.options` when any option is set.
+    pub fn run_container_with(
+        &self,
+        image: &str,
+        command: &[&str],
+        options: ContainerOptions,
+    ) -> Result<RunOutput, PluginError> {
         self.call(&Request::RunContainer {
             image: image.to_owned(),
             command: command.iter().map(|c| c.to_string()).collect(),
+            options,
         })
+    }
+
+    /// The build's workspace entry `key` (by convention a plugin's key), decoded; `None` when no
+    /// plugin set it. Needs `workspace`.
+    pub fn workspace<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, PluginError> {
+        let value: Value = self.call(&Request::GetWorkspace { key: key.to_owned() })?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| PluginError::new(format!("workspace entry '{key}' has another shape: {e}")))
+    }
+
+    /// Sets the build's workspace entry `key`, which later plugins read; needs `workspace`.
+    pub fn set_workspace(&self, key: &str, value: &impl Serialize) -> Result<(), PluginError> {
+        let value = serde_json::to_value(value).map_err(PluginError::from)?;
+        self.call_unit(&Request::SetWorkspace { key: key.to_owned(), value })
     }
 
     /// Builds the image on the Docker engine from the workflow as it stands (buildstep only);
@@ -94,13 +160,22 @@ impl Context {
         self.call_unit(&Request::SetBuildResult { result })
     }
 
-    /// Whether the build has been cancelled; a long-running plugin should check and stop.
+    /// Whether the build has been cancelled: a long-running plugin checks this and returns soon
+    /// after (reactor abandons a plugin that outlives the grace period). Once cancelled, the
+    /// host refuses a non-exit plugin's other requests with [`ErrorKind::Cancelled`].
     pub fn is_cancelled(&self) -> bool {
-        self.call::<bool>(&Request::IsCancelled).unwrap_or(false)
+        match self.call::<bool>(&Request::IsCancelled) {
+            Ok(cancelled) => cancelled,
+            Err(e) => e.kind == ErrorKind::Cancelled,
+        }
     }
 
-    /// Sends a request and decodes the answer.
+    /// Sends a request and decodes the answer; a request that needs a feature the host lacks is
+    /// not sent, and fails with [`ErrorKind::Unsupported`].
     pub fn call<T: DeserializeOwned>(&self, request: &Request) -> Result<T, PluginError> {
+        if let Some(feature) = request.feature().filter(|f| !self.supports(f)) {
+            return Err(self.unsupported(feature, request));
+        }
         let text = serde_json::to_string(request).map_err(PluginError::from)?;
         match self.host.call(text.as_str().into()).into_result() {
             Ok(answer) => serde_json::from_str(answer.as_str())
@@ -111,5 +186,20 @@ impl Context {
 
     fn call_unit(&self, request: &Request) -> Result<(), PluginError> {
         self.call::<Value>(request).map(|_| ())
+    }
+
+    fn unsupported(&self, feature: &str, request: &Request) -> PluginError {
+        let since = crate::protocol::feature(feature)
+            .map(|f| format!("; upgrade reactor to ≥ {} (protocol {})", f.reactor, f.protocol))
+            .unwrap_or_default();
+        PluginError::with_kind(
+            ErrorKind::Unsupported,
+            format!(
+                "cannot {}: this reactor ({}, protocol {}) does not offer the feature '{feature}'{since}",
+                request.what(),
+                self.hello.reactor_version,
+                self.hello.protocol
+            ),
+        )
     }
 }

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     Cancelled,
     /// A buildstep plugin that cannot build this image: the next buildstep plugin is tried.
     Declined,
+    /// The host does not offer a feature the request needs (it is older than the plugin).
+    Unsupported,
     /// A kind this side does not know (sent by a newer peer).
     #[serde(other)]
     Other,
@@ -31,7 +33,9 @@ pub enum ErrorKind {
 /// serde_json or io errors), and for that reason does not implement `std::error::Error` itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PluginError {
+    /// What kind of failure it is.
     pub kind: ErrorKind,
+    /// One line saying what failed and why.
     pub message: String,
 }
 

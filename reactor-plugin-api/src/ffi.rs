@@ -1,13 +1,17 @@
-//! The binary interface between reactor and a plugin module, built on `abi_stable`.
+//! The binary interface between reactor and a plugin module, built on `abi_stable`: **frozen for
+//! the whole 1.x line.**
 //!
-//! Kept deliberately small so it can stay stable: a root module of three functions, and one
-//! host-callback trait object. Everything with structure (manifests, args, results, requests to
-//! the host, errors) crosses as JSON text; its shapes live in [`crate::protocol`] and can grow
-//! without touching this layout. Plugin authors never use this module directly: the
-//! [`export_plugins!`](crate::export_plugins) macro and [`Context`](crate::Context) wrap it.
+//! A root module of two functions and a host-callback trait object of three methods, all of
+//! which carry JSON text. Everything with structure (the handshake, manifests, run requests,
+//! requests to the host, results, errors) is JSON whose shapes live in [`crate::protocol`]; the
+//! protocol grows there, by minor versions and named features, and never here.
 //!
-//! Evolution rule: new functions go *after* the field marked `#[sabi(last_prefix_field)]`, so an
-//! older host can still load a newer plugin; `abi_stable` checks every layout at load time.
+//! Do not add, remove, reorder or retype anything in this file within 1.x. `abi_stable` checks
+//! these layouts at load time, and a prefix type with *more* fields in the host than in the
+//! plugin is refused: a host-side addition would lock out every plugin built before it. The
+//! compatibility tests (`tests/compat/`) build plugins against frozen copies of this file and
+//! load them into the current host; they fail when this layout changes. A change here is
+//! `reactor-plugin-api` 2.0.
 #![allow(non_camel_case_types, non_local_definitions)]
 
 use abi_stable::{
@@ -24,7 +28,8 @@ use abi_stable::{
 /// One instance is made per plugin run, so the host knows which plugin is calling.
 #[sabi_trait]
 pub trait HostContext: Send + Sync + Clone {
-    /// Emits one log record; `level` is `log::Level as u8` (1 = error … 5 = trace).
+    /// Emits one log record; `level` is `log::Level as u8` (1 = error … 5 = trace), `target` the
+    /// plugin's own log target.
     fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>);
 
     /// The most verbose level the host prints, as `log::LevelFilter as u8` (0 = off … 5 = trace).
@@ -32,8 +37,6 @@ pub trait HostContext: Send + Sync + Clone {
 
     /// One request to the host: a JSON [`crate::protocol::Request`] in, its JSON answer out,
     /// or a JSON [`crate::PluginError`] when the host refuses or fails.
-    ///
-    /// New host callbacks go below this one.
     #[sabi(last_prefix_field)]
     fn call(&self, request: RStr<'_>) -> RResult<RString, RString>;
 }
@@ -47,28 +50,22 @@ pub type HostCtx = HostContext_TO<'static, RArc<()>>;
 #[sabi(kind(Prefix(prefix_ref = PluginModule_Ref)))]
 #[sabi(missing_field(panic))]
 pub struct PluginModule {
-    /// The version of `reactor-plugin-api` the module was built against.
-    pub interface_version: extern "C" fn() -> RString,
-
-    /// The manifests of every plugin in the module, as a JSON array of [`crate::Manifest`].
-    pub manifests: extern "C" fn() -> RResult<RString, RString>,
-
-    /// Runs the plugin `key` with JSON `args`; returns its JSON result or a JSON
+    /// The handshake: the host's JSON [`crate::protocol::HostHello`] in, the module's JSON
+    /// [`crate::protocol::ModuleHello`] (protocol, manifests, needed features) out, or a JSON
     /// [`crate::PluginError`].
-    ///
-    /// New module functions go below this one.
+    pub handshake: extern "C" fn(host_hello: RStr<'_>) -> RResult<RString, RString>,
+
+    /// One request to the module with the context of a run: a JSON
+    /// [`crate::protocol::ModuleRequest`] in, its JSON answer (a plugin's result) out, or a
+    /// JSON [`crate::PluginError`].
     #[sabi(last_prefix_field)]
-    pub run: extern "C" fn(key: RStr<'_>, host: HostCtx, args: RStr<'_>) -> RResult<RString, RString>,
+    pub call: extern "C" fn(host: HostCtx, request: RStr<'_>) -> RResult<RString, RString>,
 }
 
 impl RootModule for PluginModule_Ref {
     declare_root_module_statics! {PluginModule_Ref}
     const BASE_NAME: &'static str = "reactor_plugin";
     const NAME: &'static str = "reactor plugin module";
+    /// `reactor-plugin-api`'s version: `abi_stable` refuses another major before anything runs.
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
-}
-
-/// Reports the interface version compiled into the module that calls it.
-pub extern "C" fn interface_version() -> RString {
-    RString::from(crate::INTERFACE_VERSION)
 }

@@ -8,10 +8,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
-use serde_json::Value;
 
 use crate::ffi::HostCtx;
-use crate::{host_log, Args, Context, ErrorKind, Plugin, PluginError};
+use crate::protocol::{self, FeatureInfo, ModuleHello, ModuleRequest};
+use crate::{host_log, Args, Context, ErrorKind, Manifest, Plugin, PluginError};
 
 thread_local! {
     /// Where the last panic on this thread happened, recorded by the quiet hook below.
@@ -47,28 +47,61 @@ pub(crate) fn install_quiet_panic_hook() {
     });
 }
 
-/// The body of a module's exported `run`: find the plugin by key, bridge logging, parse the
-/// args, run it under [`guard`], and encode the outcome as JSON.
-pub fn run_entry(
+/// The body of a module's exported `handshake`: the module's protocol, its plugins' manifests,
+/// and what it knows of the features they require.
+pub fn handshake_entry(
     plugins: fn() -> &'static [Box<dyn Plugin>],
-    key: RStr<'_>,
+    _host_hello: RStr<'_>,
+) -> RResult<RString, RString> {
+    install_quiet_panic_hook();
+    encode(guard(|| {
+        let manifests: Vec<Manifest> = plugins().iter().map(|p| p.manifest()).collect();
+        let mut features: Vec<FeatureInfo> = Vec::new();
+        for name in manifests.iter().flat_map(|m| &m.requires) {
+            if let Some(feature) = protocol::feature(name).filter(|f| !features.iter().any(|k| k.name == f.name)) {
+                features.push(feature.into());
+            }
+        }
+        let hello = ModuleHello {
+            api_version: crate::API_VERSION.to_owned(),
+            protocol: protocol::PROTOCOL,
+            plugins: manifests,
+            features,
+        };
+        serde_json::to_string(&hello).map_err(PluginError::from)
+    }))
+}
+
+/// The body of a module's exported `call`: decode the request, and for a run find the plugin by
+/// its index, bridge logging, run it under [`guard`], and encode the outcome as JSON.
+pub fn call_entry(
+    plugins: fn() -> &'static [Box<dyn Plugin>],
     host: HostCtx,
-    args: RStr<'_>,
+    request: RStr<'_>,
 ) -> RResult<RString, RString> {
     install_quiet_panic_hook();
     host_log::attach(&host);
     let outcome = guard(|| {
-        let plugin = plugins()
-            .iter()
-            .find(|p| p.manifest().key == key.as_str())
-            .ok_or_else(|| PluginError::new(format!("this module has no plugin '{key}'")))?;
-        let args: Value = serde_json::from_str(args.as_str())
-            .map_err(|e| PluginError::invalid_args(format!("args are not JSON: {e}")))?;
-        let ctx = Context::new(host.clone());
-        let value = plugin.run(&ctx, Args::new(args))?;
-        serde_json::to_string(&value).map_err(PluginError::from)
+        let request: ModuleRequest = serde_json::from_str(request.as_str()).map_err(|e| {
+            PluginError::new(format!("this plugin module does not understand the host's request ({e}); is reactor newer than the plugin's reactor-plugin-api major?"))
+        })?;
+        match request {
+            ModuleRequest::Run { index, key, phase: _, args, host: hello } => {
+                let plugin = plugins()
+                    .get(index)
+                    .filter(|p| p.manifest().key == key)
+                    .ok_or_else(|| PluginError::new(format!("this module has no plugin '{key}' at index {index}")))?;
+                let ctx = Context::new(host.clone(), hello);
+                let value = plugin.run(&ctx, Args::new(args))?;
+                serde_json::to_string(&value).map_err(PluginError::from)
+            }
+        }
     });
     host_log::detach();
+    encode(outcome)
+}
+
+fn encode(outcome: Result<String, PluginError>) -> RResult<RString, RString> {
     match outcome {
         Ok(json) => ROk(json.into()),
         Err(e) => RErr(e.to_json().into()),

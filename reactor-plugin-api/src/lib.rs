@@ -29,13 +29,18 @@
 //! export_plugins!(Hello);
 //! ```
 //!
-//! What crosses the shared-object boundary is deliberately small (see [`ffi`]): JSON text in,
-//! JSON text out, and one host callback for everything a plugin asks of reactor. Panics are
-//! caught at every entry point, so a panicking plugin is a failed plugin, never a dead host, and
-//! the plugin's `log` records are forwarded to reactor's logger under the plugin's key.
+//! What crosses the shared-object boundary is deliberately small and frozen for all of 1.x (see
+//! [`ffi`]): a handshake and one call, both JSON text, and one host callback for everything a
+//! plugin asks of reactor. The protocol on top ([`protocol`]) grows by named features, so any
+//! plugin built against `reactor-plugin-api` 1.x loads in any reactor of the 1.x line, older or
+//! newer. Panics are caught at every entry point, so a panicking plugin is a failed plugin,
+//! never a dead host, and the plugin's `log` records are forwarded to reactor's logger under the
+//! plugin's key. A plugin must unwind on panic: [`export_plugins!`] refuses to compile under
+//! `panic = "abort"`, where a plugin's panic would kill reactor with its build.
 //!
 //! The built-in plugins of reactor implement this same trait, so a loaded plugin can do all that
 //! a built-in can.
+#![deny(missing_docs)]
 
 mod context;
 mod error;
@@ -44,35 +49,42 @@ mod host_log;
 mod manifest;
 mod plugin;
 
+pub mod dockerfile;
 pub mod ffi;
 pub mod protocol;
 
 // Re-exports: the author-facing surface. Consider semver implications carefully.
 pub use context::Context;
-pub use error::{ErrorKind, PluginError};
+pub use error::{error_chain, ErrorKind, PluginError};
 pub use manifest::{Manifest, Phase};
 pub use plugin::{Args, Plugin};
-pub use protocol::{BuildResult, Outcome, RunOutput, SourceInfo, Workflow};
+pub use protocol::{BuildResult, Outcome, RunOutput, SourceInfo, Status, Workflow};
 
-/// The version of this interface crate that a plugin or the host was built against.
-pub const INTERFACE_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version of `reactor-plugin-api` that a plugin or the host was built against.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// What the [`export_plugins!`] expansion and the host use; not part of the author-facing API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::error::error_chain;
-    pub use crate::guard::{guard, run_entry};
-    pub use crate::plugin::manifests_json;
+    pub use crate::guard::{call_entry, guard, handshake_entry};
     pub use abi_stable;
 }
 
 /// Exports the given plugins from a `cdylib` crate as a reactor plugin module.
 ///
 /// Takes one or more expressions, each a value of a type that implements [`Plugin`] (a unit
-/// struct's name is such an expression). Use it once per crate.
+/// struct's name is such an expression). Use it once per crate. The host runs the plugins by
+/// their place in this list.
 #[macro_export]
 macro_rules! export_plugins {
     ($($plugin:expr),+ $(,)?) => {
+        // A panic in a plugin built with panic = "abort" would kill reactor, its exit plugins
+        // and its result document with it: the boundary can only catch panics that unwind.
+        #[cfg(panic = "abort")]
+        ::core::compile_error!(
+            "reactor plugins must be built with panic = \"unwind\": under panic = \"abort\" a panic in the plugin would kill reactor with the build (no exit plugins, no result document); remove `panic = \"abort\"` from this crate's profile"
+        );
+
         const _: () = {
             use $crate::__private::abi_stable as __abi;
 
@@ -85,23 +97,23 @@ macro_rules! export_plugins {
                 ])
             }
 
-            extern "C" fn __manifests() -> __abi::std_types::RResult<__abi::std_types::RString, __abi::std_types::RString> {
-                $crate::__private::manifests_json(__plugins)
+            extern "C" fn __handshake(
+                host_hello: __abi::std_types::RStr<'_>,
+            ) -> __abi::std_types::RResult<__abi::std_types::RString, __abi::std_types::RString> {
+                $crate::__private::handshake_entry(__plugins, host_hello)
             }
 
-            extern "C" fn __run(
-                key: __abi::std_types::RStr<'_>,
+            extern "C" fn __call(
                 host: $crate::ffi::HostCtx,
-                args: __abi::std_types::RStr<'_>,
+                request: __abi::std_types::RStr<'_>,
             ) -> __abi::std_types::RResult<__abi::std_types::RString, __abi::std_types::RString> {
-                $crate::__private::run_entry(__plugins, key, host, args)
+                $crate::__private::call_entry(__plugins, host, request)
             }
 
             fn __root_module() -> $crate::ffi::PluginModule_Ref {
                 __abi::prefix_type::PrefixTypeTrait::leak_into_prefix($crate::ffi::PluginModule {
-                    interface_version: $crate::ffi::interface_version,
-                    manifests: __manifests,
-                    run: __run,
+                    handshake: __handshake,
+                    call: __call,
                 })
             }
 
@@ -113,6 +125,8 @@ macro_rules! export_plugins {
                 extern "C" fn __erased_module() -> __abi::library::RootModuleResult {
                     __abi::library::__call_root_module_loader(__root_module)
                 }
+                // SAFETY: `__erased_module` returns the root module of type `PluginModule_Ref`,
+                // the type this header is declared with, as the attribute's expansion does.
                 unsafe {
                     __abi::library::LibHeader::from_constructor::<$crate::ffi::PluginModule_Ref>(
                         __erased_module,
@@ -129,6 +143,18 @@ mod tests {
     #[test]
     fn exported_symbol_is_the_one_abi_stable_looks_up() {
         assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
+    }
+
+    #[test]
+    fn the_protocol_is_the_crates_major_and_minor() {
+        let mut parts = super::API_VERSION.split('.').map(|p| p.parse::<u32>().expect("number"));
+        let (major, minor) = (parts.next().expect("major"), parts.next().expect("minor"));
+        assert_eq!(super::protocol::PROTOCOL, super::protocol::Protocol { major, minor });
+        // Every feature belongs to a released protocol of this major.
+        for feature in super::protocol::FEATURES {
+            assert_eq!(feature.protocol.major, major, "{}", feature.name);
+            assert!(feature.protocol <= super::protocol::PROTOCOL, "{}", feature.name);
+        }
     }
 }
 

@@ -72,6 +72,10 @@ pub struct Manifest {
     /// Whether a failure of this plugin is tolerated when the build.json entry does not say.
     #[serde(default = "yes")]
     pub allowed_to_fail: bool,
+    /// The host features (see [`crate::protocol::FEATURES`]) the plugin cannot run without; a
+    /// host that lacks one refuses the plugin at load.
+    #[serde(default)]
+    pub requires: Vec<String>,
 }
 
 fn any_object() -> Value {
@@ -92,6 +96,7 @@ impl Manifest {
             description: String::new(),
             args_schema: any_object(),
             allowed_to_fail: true,
+            requires: Vec::new(),
         }
     }
 
@@ -104,6 +109,13 @@ impl Manifest {
     /// Sets the JSON Schema of the args.
     pub fn args_schema(mut self, schema: Value) -> Manifest {
         self.args_schema = schema;
+        self
+    }
+
+    /// Names the host features the plugin cannot run without (`["images.pull"]`); features it
+    /// only may use need not be named: check [`Context::supports`](crate::Context::supports).
+    pub fn requires<'a>(mut self, features: impl IntoIterator<Item = &'a str>) -> Manifest {
+        self.requires = features.into_iter().map(str::to_owned).collect();
         self
     }
 

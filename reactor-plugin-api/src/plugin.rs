@@ -45,18 +45,3 @@ impl Args {
         &self.0
     }
 }
-
-/// The manifests of a module's plugins as the JSON array the host reads.
-pub fn manifests_json(
-    plugins: fn() -> &'static [Box<dyn Plugin>],
-) -> abi_stable::std_types::RResult<abi_stable::std_types::RString, abi_stable::std_types::RString> {
-    use abi_stable::std_types::{RErr, ROk};
-    crate::guard::install_quiet_panic_hook();
-    match crate::guard::guard(|| {
-        let manifests: Vec<Manifest> = plugins().iter().map(|p| p.manifest()).collect();
-        serde_json::to_string(&manifests).map_err(PluginError::from)
-    }) {
-        Ok(json) => ROk(json.into()),
-        Err(e) => RErr(e.to_json().into()),
-    }
-}

@@ -1,17 +1,202 @@
-//! The JSON shapes of what a plugin asks the host through [`HostContext::call`](crate::ffi::HostContext::call).
+//! The JSON protocol spoken over the frozen [`ffi`](crate::ffi) layout: the handshake, what the
+//! host asks a module, and what a plugin asks the host.
+//!
+//! The protocol is versioned `major.minor`, the major and minor of `reactor-plugin-api`. Within a
+//! major, any plugin loads in any host, older or newer: what a minor adds is a named
+//! [`Feature`]. The host says in [`HostHello`] which features it offers; a plugin's manifest says
+//! which ones it [requires](crate::Manifest::requires) (a host without one refuses it at load,
+//! naming the feature and the reactor release that has it), and a plugin may use any other
+//! feature optionally, checking [`Context::supports`](crate::Context::supports) first or getting
+//! an [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error from the call.
 //!
 //! Plugin authors use the typed methods of [`Context`](crate::Context); the host decodes
-//! [`Request`] and answers with the matching type below. A request the host does not know (from
-//! a plugin built against a newer interface) is refused with an error, not a crash.
+//! [`Request`] and answers with the matching type below. Every struct here takes defaults for
+//! fields it does not receive and ignores fields it does not know, so both sides can grow.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::Phase;
+use crate::{Manifest, Phase};
+
+/// A protocol version, `major.minor`; it travels as the string `"1.1"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Protocol {
+    /// Changes only with a new binary layout: a plugin of another major never loads.
+    pub major: u32,
+    /// Grows with every release of `reactor-plugin-api` that adds features.
+    pub minor: u32,
+}
+
+impl Protocol {
+    /// Parses `"1.1"`.
+    pub fn parse(text: &str) -> Option<Protocol> {
+        let (major, minor) = text.split_once('.')?;
+        Some(Protocol { major: major.parse().ok()?, minor: minor.parse().ok()? })
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+impl Serialize for Protocol {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Protocol {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Protocol, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Protocol::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not a protocol version: {text:?}")))
+    }
+}
+
+impl Default for Protocol {
+    fn default() -> Protocol {
+        PROTOCOL
+    }
+}
+
+/// The protocol this crate speaks: its own major and minor version.
+pub const PROTOCOL: Protocol = Protocol { major: 1, minor: 1 };
+
+/// A named capability of the host, added by a protocol minor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Feature {
+    /// The name plugins require it by (`images.pull`).
+    pub name: &'static str,
+    /// The protocol that added it.
+    pub protocol: Protocol,
+    /// The first reactor release that offers it.
+    pub reactor: &'static str,
+    /// What it gives a plugin.
+    pub summary: &'static str,
+}
+
+/// Every feature this crate knows, oldest first. Protocol 1.0's requests need no feature: every
+/// 1.x host answers them.
+pub const FEATURES: &[Feature] = &[
+    Feature {
+        name: "images.pull",
+        protocol: Protocol { major: 1, minor: 1 },
+        reactor: "0.2.0",
+        summary: "pull an image, with the registry's credentials",
+    },
+    Feature {
+        name: "registry.credentials",
+        protocol: Protocol { major: 1, minor: 1 },
+        reactor: "0.2.0",
+        summary: "pushes and pulls log in with Docker's config.json or a registry_secret_dir",
+    },
+    Feature {
+        name: "containers.options",
+        protocol: Protocol { major: 1, minor: 1 },
+        reactor: "0.2.0",
+        summary: "run_container with env, user, entrypoint, a timeout and its output streamed to the log",
+    },
+    Feature {
+        name: "workspace",
+        protocol: Protocol { major: 1, minor: 1 },
+        reactor: "0.2.0",
+        summary: "a per-build workspace where plugins share state (atomic-reactor's plugin_workspace)",
+    },
+    Feature {
+        name: "digests.record",
+        protocol: Protocol { major: 1, minor: 1 },
+        reactor: "0.2.0",
+        summary: "record the digest of an image pushed by the plugin itself",
+    },
+];
+
+/// The feature called `name`, if this crate knows it.
+pub fn feature(name: &str) -> Option<&'static Feature> {
+    FEATURES.iter().find(|f| f.name == name)
+}
+
+/// What the host says of itself: at the handshake, and again with every run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostHello {
+    /// The reactor release (`0.2.0`).
+    pub reactor_version: String,
+    /// The `reactor-plugin-api` the host was built against.
+    pub api_version: String,
+    /// The protocol the host speaks.
+    pub protocol: Protocol,
+    /// The features it offers.
+    pub features: Vec<String>,
+}
+
+/// A feature as a plugin's `reactor-plugin-api` knows it, sent with the module's hello so that a
+/// host older than the feature can still name the release that has it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FeatureInfo {
+    /// Its name.
+    pub name: String,
+    /// The protocol that added it.
+    pub protocol: String,
+    /// The first reactor release that offers it.
+    pub reactor: String,
+}
+
+impl From<&Feature> for FeatureInfo {
+    fn from(feature: &Feature) -> FeatureInfo {
+        FeatureInfo {
+            name: feature.name.to_owned(),
+            protocol: feature.protocol.to_string(),
+            reactor: feature.reactor.to_owned(),
+        }
+    }
+}
+
+/// What a module answers to the handshake.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModuleHello {
+    /// The `reactor-plugin-api` the module was built against.
+    pub api_version: String,
+    /// The protocol it speaks.
+    pub protocol: Protocol,
+    /// Its plugins, in the order it runs them by index.
+    pub plugins: Vec<Manifest>,
+    /// What the module's `reactor-plugin-api` knows of the features its plugins require.
+    pub features: Vec<FeatureInfo>,
+}
+
+/// What the host asks a module through [`PluginModule::call`](crate::ffi::PluginModule).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ModuleRequest {
+    /// Runs the module's plugin number `index` (its place in [`ModuleHello::plugins`]), which
+    /// has the key `key`: answered with the plugin's JSON result.
+    Run {
+        /// The plugin's place in the module's list: dispatch is by index, never by key.
+        index: usize,
+        /// The plugin's key, checked against the index.
+        key: String,
+        /// The phase it runs in.
+        phase: Phase,
+        /// Its args, checked against its schema.
+        args: Value,
+        /// The host, as at the handshake.
+        host: HostHello,
+    },
+}
 
 /// One request from a plugin to the host.
+///
+/// Protocol 1.0's requests are answered by every 1.x host. A request added later names its
+/// [`Feature`] in [`Request::feature`]; [`Context`](crate::Context) checks that the host offers
+/// it before sending.
+// The variants' fields are named for what they hold; each variant's doc says what it does.
+#[allow(missing_docs)]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
@@ -29,12 +214,25 @@ pub enum Request {
     InspectImage { name: String },
     /// Tags `source` as `target` (`repo[:tag]`).
     TagImage { source: String, target: String },
-    /// Pushes `name` (`registry/repo:tag`): answered with [`PushOutcome`].
-    PushImage { name: String },
+    /// Pushes `name` (`registry/repo:tag`): answered with [`PushOutcome`]. With
+    /// `registry.credentials`, the host logs in with the registry's credentials.
+    PushImage {
+        name: String,
+        /// A directory holding a `.dockercfg` for the registry (atomic-reactor's
+        /// `registry_secret_dir`); else Docker's `config.json` is used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registry_secret_dir: Option<String>,
+    },
     /// Removes an image.
     RemoveImage { name: String, force: bool },
-    /// Runs a container from `image` to completion: answered with [`RunOutput`].
-    RunContainer { image: String, command: Vec<String> },
+    /// Runs a container from `image` to completion: answered with [`RunOutput`]. The options
+    /// need `containers.options`.
+    RunContainer {
+        image: String,
+        command: Vec<String>,
+        #[serde(default, skip_serializing_if = "ContainerOptions::is_default")]
+        options: ContainerOptions,
+    },
     /// Whether the build was cancelled: answered with a bool.
     IsCancelled,
     /// Builds the image on the engine from the workflow as it stands (buildstep only): answered
@@ -42,6 +240,103 @@ pub enum Request {
     BuildImage,
     /// Records the outcome of a build a plugin made itself, with another builder (buildstep only).
     SetBuildResult { result: BuildResult },
+    /// Pulls `name` (`images.pull`): answered with [`PulledImage`], which is also recorded.
+    PullImage {
+        name: String,
+        /// As for [`Request::PushImage`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        registry_secret_dir: Option<String>,
+    },
+    /// Reads the build's workspace entry `key` (`workspace`): answered with its JSON, `null`
+    /// when unset.
+    GetWorkspace { key: String },
+    /// Sets the build's workspace entry `key` to `value` (`workspace`).
+    SetWorkspace { key: String, value: Value },
+    /// Records that `name` was pushed with `digest` (`digests.record`).
+    RecordDigest { name: String, digest: String },
+}
+
+impl Request {
+    /// The feature a host must offer to answer this request; `None` for protocol 1.0's.
+    pub fn feature(&self) -> Option<&'static str> {
+        match self {
+            Request::PullImage { .. } => Some("images.pull"),
+            Request::PushImage { registry_secret_dir: Some(_), .. } => Some("registry.credentials"),
+            Request::RunContainer { options, .. } if !options.is_default() => Some("containers.options"),
+            Request::GetWorkspace { .. } | Request::SetWorkspace { .. } => Some("workspace"),
+            Request::RecordDigest { .. } => Some("digests.record"),
+            _ => None,
+        }
+    }
+
+    /// The phases a plugin may make this request in; `None` for any phase.
+    pub fn phases(&self) -> Option<&'static [Phase]> {
+        match self {
+            Request::SetDockerfile { .. } | Request::SetLabels { .. } | Request::SetBuildArgs { .. } => {
+                Some(&[Phase::Prebuild])
+            }
+            Request::AddTags { .. } => Some(&[Phase::Prebuild, Phase::Buildstep, Phase::Prepublish, Phase::Postbuild]),
+            Request::BuildImage | Request::SetBuildResult { .. } => Some(&[Phase::Buildstep]),
+            _ => None,
+        }
+    }
+
+    /// What the request does, for refusals: "a plugin may {what} only in …".
+    pub fn what(&self) -> &'static str {
+        match self {
+            Request::Workflow => "read the workflow",
+            Request::SetDockerfile { .. } => "change the Dockerfile",
+            Request::SetLabels { .. } => "set labels",
+            Request::SetBuildArgs { .. } => "set build args",
+            Request::AddTags { .. } => "add tags",
+            Request::InspectImage { .. } => "inspect an image",
+            Request::TagImage { .. } => "tag an image",
+            Request::PushImage { .. } => "push an image",
+            Request::RemoveImage { .. } => "remove an image",
+            Request::RunContainer { .. } => "run a container",
+            Request::IsCancelled => "ask whether the build was cancelled",
+            Request::BuildImage => "build the image",
+            Request::SetBuildResult { .. } => "set the build result",
+            Request::PullImage { .. } => "pull an image",
+            Request::GetWorkspace { .. } | Request::SetWorkspace { .. } => "use the workspace",
+            Request::RecordDigest { .. } => "record a digest",
+        }
+    }
+}
+
+/// How [`Request::RunContainer`] runs its container (`containers.options`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContainerOptions {
+    /// Environment variables, `NAME=value`.
+    pub env: Vec<String>,
+    /// The user to run as (`uid[:gid]` or a name).
+    pub user: Option<String>,
+    /// Replaces the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Stops and fails the run after this many seconds.
+    pub timeout_s: Option<f64>,
+    /// Streams the container's output to reactor's log as it runs.
+    pub stream_output: bool,
+}
+
+impl ContainerOptions {
+    /// Whether nothing is set (a protocol 1.0 run).
+    pub fn is_default(&self) -> bool {
+        *self == ContainerOptions::default()
+    }
+}
+
+/// What a pull brought.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PulledImage {
+    /// The name pulled.
+    pub name: String,
+    /// The image's ID (`sha256:…`).
+    pub id: String,
+    /// The manifest digest the registry served, when known.
+    pub digest: Option<String>,
 }
 
 /// A snapshot of the build, as a plugin sees it when it asks.
@@ -77,6 +372,8 @@ pub struct Workflow {
     pub results: BTreeMap<String, BTreeMap<String, Value>>,
     /// Digests of the images pushed so far, by pushed name.
     pub digests: BTreeMap<String, String>,
+    /// The images pulled through the host so far, in order (`images.pull`).
+    pub pulled_images: Vec<PulledImage>,
     /// How the build ended, once it has (what exit plugins see).
     pub outcome: Option<Outcome>,
 }
@@ -85,14 +382,42 @@ pub struct Workflow {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Outcome {
-    /// `succeeded`, `failed` or `cancelled`.
-    pub status: String,
+    /// How it ended.
+    pub status: Status,
     /// The phase that failed, if one did.
     pub failed_phase: Option<String>,
     /// The plugin that failed, if one did (`dockerbuild` for the build itself).
     pub failed_plugin: Option<String>,
     /// The first error, the root cause.
     pub error: Option<String>,
+}
+
+/// How a build ended: the `status` of [`Outcome`] and of reactor's result document.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Everything that must not fail succeeded.
+    #[default]
+    Succeeded,
+    /// The build or a plugin that must not fail failed.
+    Failed,
+    /// SIGINT or SIGTERM stopped it.
+    Cancelled,
+    /// A status this side does not know (sent by a newer host).
+    #[serde(other)]
+    Unknown,
+}
+
+impl Status {
+    /// The status's name in JSON (`succeeded`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Succeeded => "succeeded",
+            Status::Failed => "failed",
+            Status::Cancelled => "cancelled",
+            Status::Unknown => "unknown",
+        }
+    }
 }
 
 /// Where the source came from.
@@ -133,7 +458,10 @@ pub struct PushOutcome {
 /// What a container run produced.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunOutput {
+    /// The container's exit code.
     pub exit_code: i64,
+    /// What it printed on stdout.
     pub stdout: String,
+    /// What it printed on stderr.
     pub stderr: String,
 }

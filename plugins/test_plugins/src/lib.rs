@@ -224,7 +224,36 @@ impl Plugin for RetagBuilder {
     }
 }
 
+/// Uses a feature of protocol 1.1 (the workspace) without requiring it, and reports what the
+/// host made of it: the value back from a 1.1 host, an `unsupported` error from a 1.0 one.
+pub struct FeatureProbe;
+
+impl Plugin for FeatureProbe {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("feature_probe", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("uses the workspace if it can")
+    }
+
+    fn run(&self, ctx: &Context, _args: Args) -> Result<Value, PluginError> {
+        let workflow = ctx.workflow()?;
+        let workspace = ctx
+            .set_workspace("feature_probe", &json!({"seen": workflow.image}))
+            .and_then(|()| ctx.workspace::<Value>("feature_probe"));
+        let workspace = match workspace {
+            Ok(value) => json!({"value": value}),
+            Err(e) => json!({"kind": e.kind, "error": e.message}),
+        };
+        Ok(json!({
+            "host_protocol": ctx.host().protocol,
+            "supports_workspace": ctx.supports("workspace"),
+            "workspace": workspace,
+            "log_lines": workflow.build_result.map(|b| b.logs.len()),
+        }))
+    }
+}
+
 export_plugins!(
+    FeatureProbe,
     Panicker,
     Recorder,
     ContextProbe,

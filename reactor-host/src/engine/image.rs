@@ -1,10 +1,37 @@
 //! Image API: inspect, tag, push and remove images.
 
-use bollard::query_parameters::{PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder};
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::{
+    CreateImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{Engine, Error};
+use crate::credentials::Credentials;
+
+/// What a pull brought.
+#[derive(Clone, Debug)]
+pub struct PulledImage {
+    pub id: String,
+    pub digest: Option<String>,
+}
+
+/// The registry part of an image name, by docker's rule: a first path component that holds a
+/// `.` or a `:`, or is `localhost`.
+pub fn registry_of(name: &str) -> Option<&str> {
+    let (first, _) = name.split_once('/')?;
+    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
+}
+
+fn docker_credentials(name: &str, credentials: Option<&Credentials>) -> Option<DockerCredentials> {
+    credentials.map(|c| DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        serveraddress: registry_of(name).map(str::to_owned),
+        ..Default::default()
+    })
+}
 
 /// Splits `name` into repository and tag (`latest` when absent); a `:` before the last `/` is a
 /// registry port, not a tag.
@@ -33,11 +60,36 @@ impl Engine {
         self.docker.tag_image(source, Some(options)).await.map_err(|e| self.error(e))
     }
 
-    /// Pushes `name` (`registry/repo[:tag]`) and returns the digest the registry reported.
-    pub async fn push_image(&self, name: &str) -> Result<Option<String>, Error> {
+    /// Pulls `name`, logging in with `credentials`; returns the image's ID and the digest the
+    /// registry served.
+    pub async fn pull_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<PulledImage, Error> {
+        let (repo, tag) = split_tag(name);
+        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let mut stream = self.docker.create_image(Some(options), None, docker_credentials(name, credentials));
+        let mut digest = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(found) = info.status.as_deref().and_then(|s| s.strip_prefix("Digest: ")) {
+                        digest = Some(found.trim().to_owned());
+                    }
+                }
+                Err(bollard::errors::Error::DockerStreamError { error }) => {
+                    return Err(Error::Stream { operation: "pull", message: error })
+                }
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        let inspect = self.docker.inspect_image(name).await.map_err(|e| self.error(e))?;
+        Ok(PulledImage { id: inspect.id.unwrap_or_default(), digest })
+    }
+
+    /// Pushes `name` (`registry/repo[:tag]`), logging in with `credentials`, and returns the
+    /// digest the registry reported.
+    pub async fn push_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
         let (repo, tag) = split_tag(name);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
-        let mut stream = self.docker.push_image(repo, Some(options), None);
+        let mut stream = self.docker.push_image(repo, Some(options), docker_credentials(name, credentials));
         let mut digest = None;
         while let Some(item) = stream.next().await {
             match item {

@@ -13,9 +13,11 @@ mod image;
 use std::time::Duration;
 
 use bollard::Docker;
-use reactor_plugin_api::__private::error_chain;
+use reactor_plugin_api::error_chain;
 
 pub use build::BuildSpec;
+pub use container::Stopped;
+pub use image::registry_of;
 
 /// A connection to the engine.
 #[derive(Clone, Debug)]

@@ -1,19 +1,31 @@
-//! Loading plugin modules from shared objects given with `--load-plugin`.
+//! Loading plugin modules from shared objects given with `--load-plugin`, and checking them
+//! before anything runs.
 //!
-//! Each file is opened with `lib_header_from_path` and then `init_root_module`: abi_stable's
-//! `RootModule::load_from_file` caches one module per type, so a second file would silently
-//! return the first file's plugins. Modules are never unloaded (abi_stable leaks them on
-//! purpose), which suits a one-shot command.
+//! A file is opened with `lib_header_from_path`, its `reactor-plugin-api` major compared with
+//! ours (so another major gets a message of ours, not abi_stable's layout dump), then
+//! `init_root_module` checks the frozen layout, and the handshake gives the module's manifests.
+//! Each manifest is checked: a non-empty key, unique within the module, at least one phase, an
+//! args schema that compiles, and every required host feature offered.
+//!
+//! `RootModule::load_from_file` is not used: it caches one module per type, so a second file
+//! would silently return the first file's plugins. Modules are never unloaded (abi_stable leaks
+//! them on purpose), which suits a one-shot command.
 
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
+use abi_stable::sabi_types::VersionNumber;
+use abi_stable::std_types::RStr;
 use reactor_plugin_api::ffi::PluginModule_Ref;
-use reactor_plugin_api::{Manifest, PluginError, INTERFACE_VERSION};
+use reactor_plugin_api::protocol::{HostHello, ModuleHello, PROTOCOL};
+use reactor_plugin_api::{PluginError, API_VERSION};
 
-use super::{Implementation, Origin, RegisteredPlugin, Registry};
+use super::{host_hello, Implementation, Origin, RegisteredPlugin, Registry};
 
-/// Why a plugin file could not be loaded; each names the file and what to do.
+const REACTOR: &str = env!("CARGO_PKG_VERSION");
+
+/// Why a plugin file could not be loaded; each names the file, and where it matters the
+/// plugin's and reactor's versions and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("--load-plugin {0}: no such file")]
@@ -22,10 +34,25 @@ pub enum LoadError {
     NotSharedObject { path: PathBuf, reason: String },
     #[error("--load-plugin {0}: a shared object, but not a reactor plugin (it exports no plugin module; build it as a cdylib with reactor_plugin_api::export_plugins!)")]
     NotPlugin(PathBuf),
-    #[error("--load-plugin {path}: built against reactor-plugin-api {found}, which this reactor (reactor-plugin-api {ours}) cannot load; rebuild the plugin against reactor-plugin-api {ours}")]
-    Incompatible { path: PathBuf, found: String, ours: &'static str },
+    #[error("--load-plugin {path}: built against reactor-plugin-api {found}, a newer major than this reactor's ({REACTOR}, reactor-plugin-api {API_VERSION}): upgrade reactor to a release for reactor-plugin-api {}.x, or use a build of the plugin for reactor-plugin-api {}.x", .found.major, ours_major())]
+    NewerMajor { path: PathBuf, found: VersionNumber },
+    #[error("--load-plugin {path}: built against reactor-plugin-api {found}, which this reactor ({REACTOR}, reactor-plugin-api {API_VERSION}) cannot load: rebuild the plugin against reactor-plugin-api {}.x", ours_major())]
+    OlderMajor { path: PathBuf, found: VersionNumber },
+    #[error("--load-plugin {path}: built against reactor-plugin-api {found}, the same version as this reactor's, but with another binary layout (same version, different layout: a fork or an unreleased change of reactor-plugin-api): rebuild the plugin against the released reactor-plugin-api {found} (-v shows the layout report)")]
+    SameVersionOtherLayout { path: PathBuf, found: String },
+    #[error("--load-plugin {path}: built against reactor-plugin-api {found}, whose binary layout is not the one every {}.x release shares (a fork or an unreleased change of reactor-plugin-api); this reactor ({REACTOR}) has reactor-plugin-api {API_VERSION}: rebuild the plugin against a released reactor-plugin-api {}.x (-v shows the layout report)", ours_major(), ours_major())]
+    OtherLayout { path: PathBuf, found: String },
+    #[error("--load-plugin {path}: plugin '{key}' {version} (reactor-plugin-api {api}) needs the host feature '{feature}', which this reactor ({REACTOR}, reactor-plugin-api {API_VERSION}) lacks: upgrade reactor to ≥ {since}")]
+    NeedsFeature { path: PathBuf, key: String, version: String, api: String, feature: String, since: String },
+    #[error("--load-plugin {path}: {problem}; the plugin's author must fix the module")]
+    Invalid { path: PathBuf, problem: String },
     #[error("--load-plugin {path}: {reason}")]
     Broken { path: PathBuf, reason: String },
+}
+
+/// The `reactor-plugin-api` major this reactor loads: the protocol's.
+fn ours_major() -> u32 {
+    PROTOCOL.major
 }
 
 impl Registry {
@@ -40,13 +67,13 @@ impl Registry {
                             "loaded plugin '{}' {} (reactor-plugin-api {}) from {}",
                             plugin.manifest.key,
                             plugin.manifest.version,
-                            plugin.interface_version,
+                            plugin.api_version,
                             path.display()
                         );
                         self.add(plugin);
                     }
                 }
-                Err(e) => errors.push(e),
+                Err(mut e) => errors.append(&mut e),
             }
         }
         if errors.is_empty() {
@@ -57,7 +84,34 @@ impl Registry {
     }
 }
 
-fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
+fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
+    let module = open_module(path).map_err(|e| vec![e])?;
+    let given = path.to_path_buf();
+    let ours = host_hello();
+    let hello = handshake(module, &ours).map_err(|reason| vec![LoadError::Broken { path: given.clone(), reason }])?;
+    let problems = check(&given, &hello, &ours);
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+    Ok(hello
+        .plugins
+        .into_iter()
+        .enumerate()
+        .map(|(index, manifest)| RegisteredPlugin {
+            manifest,
+            origin: origin.clone(),
+            api_version: hello.api_version.clone(),
+            implementation: Implementation::Loaded { module, index },
+        })
+        .collect())
+}
+
+// A load error is made once per bad file, before anything runs: its size does not matter.
+#[allow(clippy::result_large_err)]
+/// Opens the file and checks its version and layout; the module's code has not run yet, except
+/// its static initialisers.
+fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
     if !path.exists() {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
@@ -72,38 +126,88 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, LoadError> {
         LibraryError::GetSymbolError { .. } => LoadError::NotPlugin(given.clone()),
         other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
     })?;
-    let found = header.version_strings().version.to_string();
-    let module = header.init_root_module::<PluginModule_Ref>().map_err(|e| {
+    let found_text = header.version_strings().version.to_string();
+    let found = VersionNumber::new(header.version_strings()).map_err(|e| LoadError::Broken {
+        path: given.clone(),
+        reason: format!("its reactor-plugin-api version is unreadable: {e}"),
+    })?;
+    let ours = ours_major();
+    if found.major > ours {
+        return Err(LoadError::NewerMajor { path: given, found });
+    }
+    if found.major < ours {
+        return Err(LoadError::OlderMajor { path: given, found });
+    }
+    header.init_root_module::<PluginModule_Ref>().map_err(|e| {
         // abi_stable's own message is a layout dump hundreds of lines long: keep it for -v.
         log::debug!("loading {}: {e}", path.display());
         match e {
-            LibraryError::IncompatibleVersionNumber { .. }
-            | LibraryError::AbiInstability(_)
-            | LibraryError::InvalidAbiHeader(_) => {
-                LoadError::Incompatible { path: given.clone(), found: found.clone(), ours: INTERFACE_VERSION }
+            LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) if found_text == API_VERSION => {
+                LoadError::SameVersionOtherLayout { path: given.clone(), found: found_text.clone() }
+            }
+            LibraryError::AbiInstability(_) | LibraryError::InvalidAbiHeader(_) => {
+                LoadError::OtherLayout { path: given.clone(), found: found_text.clone() }
             }
             other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
         }
-    })?;
-    let broken = |reason: String| LoadError::Broken { path: given.clone(), reason };
-    let interface_version = (module.interface_version())().to_string();
-    let manifests = (module.manifests())()
+    })
+}
+
+/// Greets the module with what this reactor offers and reads its answer.
+fn handshake(module: PluginModule_Ref, ours: &HostHello) -> Result<ModuleHello, String> {
+    let ours = serde_json::to_string(ours).map_err(|e| e.to_string())?;
+    let answer = (module.handshake())(RStr::from(ours.as_str()))
         .into_result()
-        .map_err(|e| broken(format!("could not list its plugins: {}", PluginError::from_json(e.as_str()))))?;
-    let manifests: Vec<Manifest> = serde_json::from_str(manifests.as_str())
-        .map_err(|e| broken(format!("its plugin manifests are not readable: {e}")))?;
-    if manifests.is_empty() {
-        return Err(broken("the module exports no plugins".to_owned()));
+        .map_err(|e| format!("could not list its plugins: {}", PluginError::from_json(e.as_str())))?;
+    serde_json::from_str(answer.as_str()).map_err(|e| format!("its handshake is not readable: {e}"))
+}
+
+/// Everything wrong with a module's plugins, each naming the plugin.
+fn check(path: &Path, hello: &ModuleHello, ours: &HostHello) -> Vec<LoadError> {
+    let invalid = |problem: String| LoadError::Invalid { path: path.to_path_buf(), problem };
+    let mut problems = Vec::new();
+    if hello.plugins.is_empty() {
+        problems
+            .push(LoadError::Broken { path: path.to_path_buf(), reason: "the module exports no plugins".to_owned() });
     }
-    Ok(manifests
-        .into_iter()
-        .map(|manifest| RegisteredPlugin {
-            manifest,
-            origin: Origin::File(path.clone()),
-            interface_version: interface_version.clone(),
-            implementation: Implementation::Loaded(module),
-        })
-        .collect())
+    for (index, manifest) in hello.plugins.iter().enumerate() {
+        let key = &manifest.key;
+        if key.trim().is_empty() {
+            problems.push(invalid(format!("plugin number {} has an empty key", index + 1)));
+            continue;
+        }
+        if let Some(first) = hello.plugins[..index].iter().position(|m| &m.key == key) {
+            problems.push(invalid(format!(
+                "plugins number {} and {} both have the key '{key}' (keys must be unique in a module)",
+                first + 1,
+                index + 1
+            )));
+        }
+        if manifest.phases.is_empty() {
+            problems.push(invalid(format!("plugin '{key}' runs in no phase (its manifest lists none)")));
+        }
+        if let Err(e) = jsonschema::validator_for(&manifest.args_schema) {
+            let at = e.instance_path().as_str();
+            let at = if at.is_empty() { String::new() } else { format!(" at {at}") };
+            problems.push(invalid(format!("plugin '{key}': its args schema is not a valid JSON Schema{at}: {e}")));
+        }
+        for feature in manifest.requires.iter().filter(|f| !ours.features.contains(f)) {
+            let since = hello
+                .features
+                .iter()
+                .find(|known| &known.name == feature)
+                .map_or_else(|| "a release that offers it".to_owned(), |known| known.reactor.clone());
+            problems.push(LoadError::NeedsFeature {
+                path: path.to_path_buf(),
+                key: key.clone(),
+                version: manifest.version.clone(),
+                api: hello.api_version.clone(),
+                feature: feature.clone(),
+                since,
+            });
+        }
+    }
+    problems
 }
 
 fn first_line(text: &str) -> String {

@@ -5,7 +5,7 @@
 //! [`HostCtx`], so a loaded plugin can do all that a built-in can.
 
 pub mod builtin;
-pub mod host;
+pub mod context;
 pub mod load;
 pub mod runner;
 
@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use abi_stable::std_types::RStr;
 use reactor_plugin_api::ffi::{HostCtx, PluginModule_Ref};
+use reactor_plugin_api::protocol::{self, HostHello, ModuleRequest};
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::Value;
 
@@ -36,9 +37,23 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// What this reactor says of itself to plugins: at the handshake and with every run.
+pub fn host_hello() -> HostHello {
+    HostHello {
+        reactor_version: env!("CARGO_PKG_VERSION").to_owned(),
+        api_version: reactor_plugin_api::API_VERSION.to_owned(),
+        protocol: protocol::PROTOCOL,
+        features: protocol::FEATURES.iter().map(|f| f.name.to_owned()).collect(),
+    }
+}
+
 enum Implementation {
     Builtin(Box<dyn Plugin>),
-    Loaded(PluginModule_Ref),
+    /// The plugin at `index` in a loaded module's list.
+    Loaded {
+        module: PluginModule_Ref,
+        index: usize,
+    },
 }
 
 /// A plugin the host can run.
@@ -46,21 +61,28 @@ pub struct RegisteredPlugin {
     pub manifest: Manifest,
     pub origin: Origin,
     /// The reactor-plugin-api version it was built against.
-    pub interface_version: String,
+    pub api_version: String,
     implementation: Implementation,
 }
 
 impl RegisteredPlugin {
     /// Runs the plugin on this (blocking) thread. Panics never escape: a loaded module catches
     /// its own, and a built-in's are caught here.
-    pub fn invoke(&self, host: HostCtx, args: &Value) -> Result<Value, PluginError> {
+    pub fn invoke(&self, host: HostCtx, phase: Phase, args: &Value) -> Result<Value, PluginError> {
         match &self.implementation {
-            Implementation::Builtin(plugin) => {
-                reactor_plugin_api::__private::guard(|| plugin.run(&Context::new(host), Args::new(args.clone())))
-            }
-            Implementation::Loaded(module) => {
-                let args = args.to_string();
-                let outcome = (module.run())(RStr::from(self.manifest.key.as_str()), host, RStr::from(args.as_str()));
+            Implementation::Builtin(plugin) => reactor_plugin_api::__private::guard(|| {
+                plugin.run(&Context::new(host, host_hello()), Args::new(args.clone()))
+            }),
+            Implementation::Loaded { module, index } => {
+                let request = ModuleRequest::Run {
+                    index: *index,
+                    key: self.manifest.key.clone(),
+                    phase,
+                    args: args.clone(),
+                    host: host_hello(),
+                };
+                let request = serde_json::to_string(&request).map_err(PluginError::from)?;
+                let outcome = (module.call())(host, RStr::from(request.as_str()));
                 match outcome.into_result() {
                     Ok(json) => serde_json::from_str(json.as_str())
                         .map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}"))),
@@ -85,7 +107,7 @@ impl Registry {
             registry.add(RegisteredPlugin {
                 manifest: plugin.manifest(),
                 origin: Origin::Builtin,
-                interface_version: reactor_plugin_api::INTERFACE_VERSION.to_owned(),
+                api_version: reactor_plugin_api::API_VERSION.to_owned(),
                 implementation: Implementation::Builtin(plugin),
             });
         }

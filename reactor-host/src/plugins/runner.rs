@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 use reactor_plugin_api::{ErrorKind, Phase, PluginError};
 use serde_json::{json, Value};
 
-use super::host::{PluginHost, Shared};
+use super::context::PluginContext;
 use super::PlannedPlugin;
-use crate::state::{BuildState, PluginRun};
+use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
 /// A fatal plugin failure.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -26,14 +26,14 @@ pub struct PluginFailure {
 pub async fn run_phase(
     phase: Phase,
     plugins: &[PlannedPlugin],
-    shared: &Arc<Shared>,
+    session: &Arc<Session>,
     keep_going: bool,
 ) -> Result<(), PluginFailure> {
-    shared.state().phase = Some(phase);
+    session.state().phase = Some(phase);
     let mut first_fatal = None;
     for planned in plugins {
         let key = &planned.plugin.manifest.key;
-        let Err(error) = invoke(phase, planned, shared).await else {
+        let Err(error) = invoke(phase, planned, session).await else {
             continue;
         };
         if planned.allowed_to_fail() && error.kind != ErrorKind::Cancelled {
@@ -52,14 +52,14 @@ pub async fn run_phase(
 
 /// Runs the buildstep phase: the first plugin that does not decline builds the image. Whatever
 /// a builder's entry says, its failure is fatal: there is no image without it.
-pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> Result<(), PluginFailure> {
-    shared.state().phase = Some(Phase::Buildstep);
+pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) -> Result<(), PluginFailure> {
+    session.state().phase = Some(Phase::Buildstep);
     let mut declined = Vec::new();
     let mut last_key = "buildstep".to_owned();
     for planned in plugins {
         let key = &planned.plugin.manifest.key;
-        match invoke(Phase::Buildstep, planned, shared).await {
-            Ok(_) if shared.state().build_result.is_some() => return Ok(()),
+        match invoke(Phase::Buildstep, planned, session).await {
+            Ok(_) if session.state().build_result.is_some() => return Ok(()),
             Ok(_) => {
                 let message =
                     "returned without building (a builder must build, set a build result, or decline)".to_owned();
@@ -83,23 +83,51 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], shared: &Arc<Shared>) -> R
     })
 }
 
-/// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`).
-async fn invoke(phase: Phase, planned: &PlannedPlugin, shared: &Arc<Shared>) -> Result<Value, PluginError> {
+/// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`). Outside the
+/// exit phase, a plugin still running when the cancellation's grace period ends is abandoned:
+/// recorded as such, its thread left to itself, and the workflow goes on.
+async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -> Result<Value, PluginError> {
     let key = planned.plugin.manifest.key.clone();
-    let args = fill_special_values(&planned.entry.args, &shared.state());
+    let args = fill_special_values(&planned.entry.args, &session.state());
     log::debug!("running {phase} plugin '{key}' ({}) with args: {args}", planned.plugin.origin);
-    let host = PluginHost::handle(&key, phase, shared.clone());
+    let host = PluginContext::handle(&key, phase, session.clone());
     let plugin = planned.plugin.clone();
     let (started, clock) = (SystemTime::now(), Instant::now());
-    let outcome = tokio::task::spawn_blocking(move || plugin.invoke(host, &args))
-        .await
-        .unwrap_or_else(|e| Err(PluginError::with_kind(ErrorKind::Panicked, e)));
+    let running = tokio::task::spawn_blocking(move || plugin.invoke(host, phase, &args));
+    let abandon = async {
+        if phase == Phase::Exit {
+            std::future::pending::<()>().await;
+        }
+        session.cancel.grace_over().await;
+    };
+    let outcome = tokio::select! {
+        joined = running => Some(joined.unwrap_or_else(|e| Err(PluginError::with_kind(ErrorKind::Panicked, e)))),
+        () = abandon => None,
+    };
     let duration = clock.elapsed();
+    let Some(outcome) = outcome else {
+        let message = format!(
+            "abandoned: still running {:.0} s after the cancellation (--cancel-grace)",
+            session.cancel.grace.as_secs_f64()
+        );
+        log::warn!("{phase} plugin '{key}' {message}");
+        let error = PluginError::with_kind(ErrorKind::Cancelled, &message);
+        let run = PluginRun {
+            phase,
+            key,
+            started,
+            duration,
+            status: RunStatus::Abandoned,
+            error: Some(message),
+            result: None,
+        };
+        session.record_run(run);
+        return Err(error);
+    };
     let result = match &outcome {
         Ok(value) => value.clone(),
         Err(err) => json!({"error": err.message, "kind": err.kind}),
     };
-    let error = outcome.as_ref().err().map(|e| e.message.clone());
     match &outcome {
         Ok(_) => log::debug!(
             "{phase} plugin '{key}' finished in {:.3}s, returning {}",
@@ -108,9 +136,11 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, shared: &Arc<Shared>) -> 
         ),
         Err(_) => log::debug!("{phase} plugin '{key}' failed after {:.3}s", duration.as_secs_f64()),
     }
-    let mut state = shared.state();
-    state.results.entry(phase).or_default().insert(key.clone(), result);
-    state.runs.push(PluginRun { phase, key, started, duration, error });
+    let (status, error) = match &outcome {
+        Ok(_) => (RunStatus::Succeeded, None),
+        Err(e) => (RunStatus::Failed, Some(e.message.clone())),
+    };
+    session.record_run(PluginRun { phase, key, started, duration, status, error, result: Some(result) });
     outcome
 }
 

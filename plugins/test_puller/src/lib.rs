@@ -1,0 +1,34 @@
+//! A fixture plugin that cannot run without the host feature `images.pull`: a host of
+//! protocol 1.0 must refuse it at load, a newer one pulls with the registry's credentials.
+
+use reactor_plugin_api::{export_plugins, Args, Context, Manifest, Phase, Plugin, PluginError};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Pulls `image`, with the `.dockercfg` in `secret_dir` when given.
+pub struct Puller;
+
+#[derive(Deserialize)]
+struct PullerArgs {
+    image: String,
+    secret_dir: Option<String>,
+}
+
+impl Plugin for Puller {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("puller", [Phase::Prebuild, Phase::Postbuild], env!("CARGO_PKG_VERSION"))
+            .description("pulls an image through the host")
+            .args_schema(json!({"type": "object", "required": ["image"],
+                                "properties": {"image": {"type": "string"}, "secret_dir": {"type": "string"}}}))
+            .requires(["images.pull"])
+            .allowed_to_fail(false)
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args: PullerArgs = args.parse()?;
+        let pulled = ctx.pull_image(&args.image, args.secret_dir.as_deref())?;
+        Ok(serde_json::to_value(pulled)?)
+    }
+}
+
+export_plugins!(Puller);
