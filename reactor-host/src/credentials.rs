@@ -50,7 +50,6 @@ const SECRET_FILES: [&str; 2] = [".dockercfg", ".dockerconfigjson"];
 /// With `secret_dir`, only that directory is read (see [`SECRET_FILES`]); without it, Docker's
 /// `config.json` (`$DOCKER_CONFIG`, else `~/.docker`). `Ok(None)` when there is no file or it has
 /// no entry for `registry`.
-#[cfg_attr(not(test), expect(dead_code, reason = "pull_base_image and tag_and_push will call it"))]
 pub fn for_registry(registry: &str, secret_dir: Option<&Path>) -> Result<Option<Credentials>, Error> {
     let path = match secret_dir {
         Some(dir) => match SECRET_FILES.iter().map(|name| dir.join(name)).find(|path| path.exists()) {
@@ -162,7 +161,6 @@ fn entry_credentials(entry: &Map<String, Value>) -> Result<Option<Credentials>, 
 
 /// `text` with the password of every `scheme://user:password@host` in it replaced by `***`, so a
 /// URL can go into a log line or a result document.
-#[cfg_attr(not(test), expect(dead_code, reason = "the source and logs_submitter messages will call it"))]
 pub fn redact_url(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

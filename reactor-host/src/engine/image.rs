@@ -1,6 +1,7 @@
-//! Image API: inspect, tag, push and remove images.
+//! Image API: pull, inspect, tag, push and remove images, with registry credentials when given.
 
 use bollard::auth::DockerCredentials;
+use bollard::models::ErrorDetail;
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, PushImageOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
@@ -8,29 +9,15 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use super::{Engine, Error};
-use crate::credentials::Credentials;
+use crate::credentials::{redact_url, Credentials};
 
-/// What a pull brought.
-#[derive(Clone, Debug)]
+/// An image the engine pulled.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PulledImage {
+    /// The engine's image id (`sha256:…`).
     pub id: String,
+    /// The manifest digest in the registry (`sha256:…`), when the engine reported one.
     pub digest: Option<String>,
-}
-
-/// The registry part of an image name, by docker's rule: a first path component that holds a
-/// `.` or a `:`, or is `localhost`.
-pub fn registry_of(name: &str) -> Option<&str> {
-    let (first, _) = name.split_once('/')?;
-    (first.contains('.') || first.contains(':') || first == "localhost").then_some(first)
-}
-
-fn docker_credentials(name: &str, credentials: Option<&Credentials>) -> Option<DockerCredentials> {
-    credentials.map(|c| DockerCredentials {
-        username: Some(c.username.clone()),
-        password: Some(c.password.clone()),
-        serveraddress: registry_of(name).map(str::to_owned),
-        ..Default::default()
-    })
 }
 
 /// Splits `name` into repository and tag (`latest` when absent); a `:` before the last `/` is a
@@ -41,6 +28,57 @@ pub fn split_tag(name: &str) -> (&str, &str) {
         Some(i) if !name[i..].contains('/') => (&name[..i], &name[i + 1..]),
         _ => (name, "latest"),
     }
+}
+
+/// The registry part of an image name, by docker's rule: the first path component when it has a
+/// `.` or a `:`, or is `localhost`. `None` means Docker Hub.
+pub fn registry_of(name: &str) -> Option<&str> {
+    let (first, _) = name.split_once('/')?;
+    (first.contains(['.', ':']) || first == "localhost").then_some(first)
+}
+
+/// [`registry_of`], with Docker Hub named, for messages.
+fn registry_name(name: &str) -> &str {
+    registry_of(name).unwrap_or("docker.io")
+}
+
+/// What the engine needs to log in to the registry of `name`.
+fn docker_credentials(name: &str, credentials: Option<&Credentials>) -> Option<DockerCredentials> {
+    credentials.map(|c| DockerCredentials {
+        username: Some(c.username.clone()),
+        password: Some(c.password.clone()),
+        // Docker Hub's credentials are keyed by its v1 index address, as the docker CLI sends them.
+        serveraddress: Some(registry_of(name).unwrap_or("https://index.docker.io/v1/").to_owned()),
+        ..Default::default()
+    })
+}
+
+/// A registry's refusal as the daemon words it, across registry implementations.
+fn is_auth_failure(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["no basic auth credentials", "unauthorized", "authentication required", "access denied", "denied:"]
+        .iter()
+        .any(|words| message.contains(words))
+}
+
+fn is_not_found(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    ["not found", "manifest unknown", "does not exist", "no such image"].iter().any(|words| message.contains(words))
+}
+
+/// `message` with the password taken out, should a daemon or registry ever echo it back.
+fn scrub(message: &str, credentials: Option<&Credentials>) -> String {
+    let message = redact_url(message);
+    match credentials {
+        Some(c) if !c.password.is_empty() => message.replace(&c.password, "***"),
+        _ => message,
+    }
+}
+
+/// An error line inside an otherwise successful pull or push stream.
+fn stream_error(detail: Option<ErrorDetail>) -> Option<bollard::errors::Error> {
+    let message = detail?.message?;
+    Some(bollard::errors::Error::DockerStreamError { error: message })
 }
 
 impl Engine {
@@ -60,55 +98,97 @@ impl Engine {
         self.docker.tag_image(source, Some(options)).await.map_err(|e| self.error(e))
     }
 
-    /// Pulls `name`, logging in with `credentials`; returns the image's ID and the digest the
-    /// registry served.
+    /// Pulls `name` (`[registry/]repo[:tag|@digest]`, `latest` when neither), logging in to its
+    /// registry with `credentials` when given.
     pub async fn pull_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<PulledImage, Error> {
-        let (repo, tag) = split_tag(name);
-        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        // The API takes a digest where the tag goes.
+        let (repository, reference) = match name.split_once('@') {
+            Some((repository, digest)) => (split_tag(repository).0, digest),
+            None => split_tag(name),
+        };
+        let options = CreateImageOptionsBuilder::default().from_image(repository).tag(reference).build();
         let mut stream = self.docker.create_image(Some(options), None, docker_credentials(name, credentials));
         let mut digest = None;
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    if let Some(found) = info.status.as_deref().and_then(|s| s.strip_prefix("Digest: ")) {
-                        digest = Some(found.trim().to_owned());
-                    }
-                }
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(Error::Stream { operation: "pull", message: error })
-                }
-                Err(e) => return Err(self.error(e)),
+            let info = item.map_err(|e| self.registry_error("pull", name, credentials, e))?;
+            if let Some(e) = stream_error(info.error_detail) {
+                return Err(self.registry_error("pull", name, credentials, e));
+            }
+            // The engine reports the manifest digest as "Digest: sha256:…" before the final status.
+            if let Some(found) = info.status.as_deref().and_then(|s| s.strip_prefix("Digest: ")) {
+                digest = Some(found.trim().to_owned());
             }
         }
-        let inspect = self.docker.inspect_image(name).await.map_err(|e| self.error(e))?;
-        Ok(PulledImage { id: inspect.id.unwrap_or_default(), digest })
+        let inspect = match self.docker.inspect_image(name).await {
+            Ok(inspect) => inspect,
+            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, message }) => {
+                return Err(Error::ImageNotFound { operation: "pull", image: name.to_owned(), message })
+            }
+            Err(e) => return Err(self.error(e)),
+        };
+        let id = inspect.id.ok_or_else(|| Error::Other(format!("the engine has no id for the pulled image {name}")))?;
+        let digest = digest.or_else(|| {
+            inspect.repo_digests.unwrap_or_default().into_iter().find_map(|repo_digest| {
+                let (repo, digest) = repo_digest.split_once('@')?;
+                (repo == repository).then(|| digest.to_owned())
+            })
+        });
+        Ok(PulledImage { id, digest })
     }
 
-    /// Pushes `name` (`registry/repo[:tag]`), logging in with `credentials`, and returns the
-    /// digest the registry reported.
+    /// Pushes `name` (`registry/repo[:tag]`), logging in to its registry with `credentials` when
+    /// given, and returns the digest the registry reported.
     pub async fn push_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
         let (repo, tag) = split_tag(name);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let mut stream = self.docker.push_image(repo, Some(options), docker_credentials(name, credentials));
         let mut digest = None;
         while let Some(item) = stream.next().await {
-            match item {
-                Ok(info) => {
-                    // bollard drops the final `aux` message, so the digest is read from the status line
-                    // "<tag>: digest: sha256:… size: N".
-                    if let Some(status) = info.status {
-                        if let Some(at) = status.find("digest: ") {
-                            digest = status[at + 8..].split_whitespace().next().map(str::to_owned);
-                        }
-                    }
+            let info = item.map_err(|e| self.registry_error("push", name, credentials, e))?;
+            if let Some(e) = stream_error(info.error_detail) {
+                return Err(self.registry_error("push", name, credentials, e));
+            }
+            // bollard drops the final `aux` message, so the digest is read from the status line
+            // "<tag>: digest: sha256:… size: N".
+            if let Some(status) = info.status {
+                if let Some(at) = status.find("digest: ") {
+                    digest = status[at + 8..].split_whitespace().next().map(str::to_owned);
                 }
-                Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    return Err(Error::Stream { operation: "push", message: error })
-                }
-                Err(e) => return Err(self.error(e)),
             }
         }
         Ok(digest)
+    }
+
+    /// Words a failed pull or push of `image`: a refused or missing login and a missing image
+    /// are told apart, and the registry's message never carries the password.
+    fn registry_error(
+        &self,
+        operation: &'static str,
+        image: &str,
+        credentials: Option<&Credentials>,
+        err: bollard::errors::Error,
+    ) -> Error {
+        use bollard::errors::Error as B;
+        let (status, message) = match err {
+            B::DockerStreamError { error } => (None, error),
+            B::DockerResponseServerError { status_code, message } => (Some(status_code), message),
+            other => return self.error(other),
+        };
+        let message = scrub(&message, credentials);
+        let (image, registry) = (image.to_owned(), registry_name(image).to_owned());
+        if is_auth_failure(&message) {
+            match credentials {
+                Some(_) => Error::CredentialsRefused { operation, image, registry, message },
+                None => Error::NoCredentials { operation, image, registry, message },
+            }
+        } else if is_not_found(&message) {
+            Error::ImageNotFound { operation, image, message }
+        } else {
+            match status {
+                Some(status) => Error::Daemon { status, message },
+                None => Error::Stream { operation, message },
+            }
+        }
     }
 
     /// Removes an image.
@@ -120,7 +200,7 @@ impl Engine {
 
 #[cfg(test)]
 mod tests {
-    use super::split_tag;
+    use super::*;
 
     #[test]
     fn splits_tags_but_not_registry_ports() {
@@ -128,5 +208,130 @@ mod tests {
         assert_eq!(split_tag("busybox:1.36"), ("busybox", "1.36"));
         assert_eq!(split_tag("localhost:5000/ns/img"), ("localhost:5000/ns/img", "latest"));
         assert_eq!(split_tag("localhost:5000/ns/img:v2"), ("localhost:5000/ns/img", "v2"));
+    }
+
+    #[test]
+    fn finds_the_registry_as_docker_does() {
+        assert_eq!(registry_of("busybox"), None);
+        assert_eq!(registry_of("busybox:1.36"), None);
+        assert_eq!(registry_of("library/busybox"), None);
+        assert_eq!(registry_of("localhost"), None);
+        assert_eq!(registry_of("localhost/img"), Some("localhost"));
+        assert_eq!(registry_of("127.0.0.1:5001/busybox:latest"), Some("127.0.0.1:5001"));
+        assert_eq!(registry_of("quay.io/ns/img@sha256:abc"), Some("quay.io"));
+        assert_eq!(registry_of("myhost:5000/img"), Some("myhost:5000"));
+        assert_eq!(registry_of("ns/img:1.2"), None, "a dot in the tag is not a registry");
+    }
+
+    #[test]
+    fn tells_refused_logins_from_missing_images() {
+        assert!(is_auth_failure(
+            "Head \"http://127.0.0.1:5001/v2/busybox/manifests/latest\": no basic auth credentials"
+        ));
+        assert!(is_auth_failure("unauthorized: authentication required"));
+        assert!(!is_auth_failure("manifest for 127.0.0.1:5001/x:latest not found: manifest unknown"));
+        assert!(is_not_found("manifest for 127.0.0.1:5001/x:latest not found: manifest unknown"));
+        let credentials = Credentials { username: "u".to_owned(), password: "pw-123".to_owned() };
+        assert_eq!(scrub("http://u:pw-123@h/ says pw-123", Some(&credentials)), "http://u:***@h/ says ***");
+    }
+
+    /// Tests against the engine and the authenticated registry that `scripts/setup.sh` starts;
+    /// they fail, not skip, when either is missing.
+    mod on_the_engine {
+        use std::process::Command;
+
+        use super::super::*;
+
+        const AUTH_REGISTRY: &str = "127.0.0.1:5001";
+        const MANIFEST_TYPES: &str =
+            "Accept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json";
+
+        fn login() -> Credentials {
+            Credentials { username: "reactor".to_owned(), password: "reactor-secret".to_owned() }
+        }
+
+        async fn engine() -> Engine {
+            Engine::connect().await.expect("a Docker engine (scripts/setup.sh starts one)")
+        }
+
+        /// The HTTP status of a manifest request to the authenticated registry.
+        fn manifest_status(repository: &str, reference: &str, user: &str) -> String {
+            let url = format!("http://{AUTH_REGISTRY}/v2/{repository}/manifests/{reference}");
+            let out = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", MANIFEST_TYPES, "-u", user, &url])
+                .output()
+                .expect("curl runs");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        fn unique_tag() -> String {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            format!("t{}-{nanos}", std::process::id())
+        }
+
+        #[tokio::test]
+        async fn pulls_with_credentials_and_reports_id_and_digest() {
+            let engine = engine().await;
+            let name = format!("{AUTH_REGISTRY}/busybox:latest");
+            // Untagged first so the pull really asks the registry for the image.
+            let _ = engine.remove_image(&name, false).await;
+            let pulled = engine.pull_image(&name, Some(&login())).await.expect("pull with the right login");
+            assert!(pulled.id.starts_with("sha256:"), "{pulled:?}");
+            let digest = pulled.digest.expect("the pull reports a digest");
+            assert!(digest.starts_with("sha256:"), "{digest}");
+            assert_eq!(manifest_status("busybox", &digest, "reactor:reactor-secret"), "200", "{digest}");
+            let local = engine.inspect_image(&name).await.expect("inspect").expect("the pulled image is there");
+            assert_eq!(local["Id"].as_str(), Some(pulled.id.as_str()));
+
+            let by_digest = format!("{AUTH_REGISTRY}/busybox@{digest}");
+            let again = engine.pull_image(&by_digest, Some(&login())).await.expect("pull by digest");
+            assert_eq!(again, PulledImage { id: pulled.id, digest: Some(digest) });
+        }
+
+        #[tokio::test]
+        async fn a_pull_without_or_with_wrong_credentials_names_the_registry() {
+            let engine = engine().await;
+            let name = format!("{AUTH_REGISTRY}/busybox:latest");
+            let err = engine.pull_image(&name, None).await.expect_err("the registry wants a login");
+            assert!(matches!(err, Error::NoCredentials { .. }), "{err:?}");
+            let message = err.to_string();
+            assert!(message.contains(AUTH_REGISTRY) && message.contains("no credentials were found"), "{message}");
+
+            let wrong = Credentials { username: "reactor".to_owned(), password: "not-the-password".to_owned() };
+            let err = engine.pull_image(&name, Some(&wrong)).await.expect_err("a wrong password is refused");
+            let message = err.to_string();
+            assert!(matches!(err, Error::CredentialsRefused { .. }), "{err:?}");
+            assert!(message.contains(AUTH_REGISTRY) && message.contains("refused the credentials"), "{message}");
+            assert!(!message.contains("not-the-password") && !format!("{err:?}").contains("not-the-password"));
+        }
+
+        #[tokio::test]
+        async fn a_pull_of_a_missing_image_names_it() {
+            let engine = engine().await;
+            let name = format!("{AUTH_REGISTRY}/reactor-test/never-pushed:{}", unique_tag());
+            let err = engine.pull_image(&name, Some(&login())).await.expect_err("nothing to pull");
+            assert!(matches!(err, Error::ImageNotFound { .. }), "{err:?}");
+            assert!(err.to_string().contains(&name), "{err}");
+        }
+
+        #[tokio::test]
+        async fn pushes_with_credentials_and_the_registry_serves_the_digest() {
+            let engine = engine().await;
+            let repository = "reactor-test/push";
+            let name = format!("{AUTH_REGISTRY}/{repository}:{}", unique_tag());
+            engine.tag_image("busybox:latest", &name).await.expect("busybox:latest (scripts/setup.sh makes it)");
+
+            let refused = engine.push_image(&name, None).await;
+            let pushed = engine.push_image(&name, Some(&login())).await;
+            let _ = engine.remove_image(&name, false).await;
+
+            let err = refused.expect_err("the registry wants a login");
+            assert!(matches!(err, Error::NoCredentials { .. }), "{err:?}");
+            assert!(err.to_string().contains(AUTH_REGISTRY), "{err}");
+            let digest = pushed.expect("push with the right login").expect("the push reports a digest");
+            assert!(digest.starts_with("sha256:"), "{digest}");
+            assert_eq!(manifest_status(repository, &digest, "reactor:reactor-secret"), "200", "{digest}");
+            assert_eq!(manifest_status(repository, &digest, "reactor:wrong"), "401");
+        }
     }
 }

@@ -43,6 +43,14 @@ pub enum Error {
     Context { path: String, reason: String },
     #[error("{operation} failed: {message}")]
     Stream { operation: &'static str, message: String },
+    #[error("{operation} {image}: the registry {registry} refused the credentials given for it ({message})")]
+    CredentialsRefused { operation: &'static str, image: String, registry: String, message: String },
+    #[error(
+        "{operation} {image}: the registry {registry} wants a login and no credentials were found for it ({message})"
+    )]
+    NoCredentials { operation: &'static str, image: String, registry: String, message: String },
+    #[error("{operation} {image}: no such image ({message})")]
+    ImageNotFound { operation: &'static str, image: String, message: String },
     #[error("Docker engine: {0}")]
     Other(String),
 }
