@@ -7,6 +7,7 @@ mod util;
 mod build_json;
 mod cancel;
 mod compat;
+mod context;
 mod engine;
 mod errors;
 mod plugins;

@@ -74,7 +74,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
 
     if run.dry_run {
-        print!("{}", describe_plan(&request, &plan));
+        print!("{}", crate::credentials::redact_url(&describe_plan(&request, &plan)));
         return ExitCode::from(exit::SUCCESS);
     }
 

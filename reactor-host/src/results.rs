@@ -100,6 +100,7 @@ pub fn finished(
     doc.insert("image_id".into(), json!(state.build_result.as_ref().and_then(|b| b.image_id.clone())));
     doc.insert("tags".into(), json!(state.tags));
     doc.insert("digests".into(), json!(state.digests));
+    doc.insert("pulled_images".into(), json!(state.pulled_images));
     doc.insert(
         "source".into(),
         json!({
@@ -123,7 +124,8 @@ pub fn write(path: &Path, doc: &Value) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    let text = serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?;
+    // A URL's password (a git URI's, a plugin arg's) never reaches the document.
+    let text = crate::credentials::redact_url(&serde_json::to_string_pretty(doc).map_err(std::io::Error::other)?);
     let partial = path.with_extension("partial");
     std::fs::write(&partial, text + "\n")?;
     std::fs::rename(&partial, path)

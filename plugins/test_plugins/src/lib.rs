@@ -252,8 +252,57 @@ impl Plugin for FeatureProbe {
     }
 }
 
+/// Runs a container through the host with the options in its args (`image`, `command`, and
+/// `options` as the protocol's `ContainerOptions`), and returns its output or the error.
+pub struct ContainerProbe;
+
+#[derive(Deserialize)]
+struct ContainerProbeArgs {
+    image: String,
+    command: Vec<String>,
+    #[serde(default)]
+    options: reactor_plugin_api::protocol::ContainerOptions,
+}
+
+impl Plugin for ContainerProbe {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("container_probe", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("runs a container")
+            .allowed_to_fail(false)
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args: ContainerProbeArgs = args.parse()?;
+        let command: Vec<&str> = args.command.iter().map(String::as_str).collect();
+        let output = ctx.run_container_with(&args.image, &command, args.options)?;
+        Ok(serde_json::to_value(output)?)
+    }
+}
+
+/// Shares state through the workspace: `set` stores its args under `key`, `get` returns what
+/// is stored there.
+pub struct WorkspaceProbe;
+
+impl Plugin for WorkspaceProbe {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("workspace_probe", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("uses the build's workspace")
+            .requires(["workspace"])
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let key = args.get("key").and_then(Value::as_str).unwrap_or("shared").to_owned();
+        if let Some(value) = args.get("set") {
+            ctx.set_workspace(&key, value)?;
+        }
+        Ok(json!({"stored": ctx.workspace::<Value>(&key)?}))
+    }
+}
+
 export_plugins!(
     FeatureProbe,
+    ContainerProbe,
+    WorkspaceProbe,
     Panicker,
     Recorder,
     ContextProbe,
