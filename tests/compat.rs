@@ -121,6 +121,25 @@ fn a_plugin_of_the_next_major_is_refused_in_one_line() {
 }
 
 #[test]
+fn a_plugin_of_the_same_version_with_another_layout_is_refused_saying_so() {
+    // The fork claims this reactor's own version of reactor-plugin-api.
+    let fork = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/fork/api/Cargo.toml"))
+        .expect("the fork's manifest");
+    assert!(fork.contains(&format!("version = \"{API}\"")), "tests/compat/fork must claim reactor-plugin-api {API}");
+    let file = so(&compat("fork"), "compat_fork");
+    let (run, _) = build_with(&file, "compat_fork");
+    run.expect_code(3);
+    assert_eq!(run.errors().len(), 1, "{}", run.stderr);
+    assert!(
+        run.errors()[0].ends_with(&format!(
+            "--load-plugin {file}: built against reactor-plugin-api {API}, the same version as this reactor's, but with another binary layout (same version, different layout: a fork or an unreleased change of reactor-plugin-api): rebuild the plugin against the released reactor-plugin-api {API} (-v shows the layout report)"
+        )),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn this_reactors_plugins_run_in_a_host_of_the_previous_protocol_minor() {
     let host = compat("v1.0").join("compat_host");
     let run = |file: &str| {
