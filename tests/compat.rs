@@ -123,8 +123,9 @@ fn a_plugin_of_the_next_major_is_refused_in_one_line() {
 #[test]
 fn a_plugin_of_the_same_version_with_another_layout_is_refused_saying_so() {
     // The fork claims this reactor's own version of reactor-plugin-api.
-    let fork = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/fork/api/Cargo.toml"))
-        .expect("the fork's manifest");
+    let fork =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/compat/fork/api/Cargo.toml"))
+            .expect("the fork's manifest");
     assert!(fork.contains(&format!("version = \"{API}\"")), "tests/compat/fork must claim reactor-plugin-api {API}");
     let file = so(&compat("fork"), "compat_fork");
     let (run, _) = build_with(&file, "compat_fork");

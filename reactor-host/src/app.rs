@@ -1,19 +1,20 @@
-//! Runs a parsed command line: read and check the build request and the plugins, print the plan
-//! or run the workflow, write the result document, and say how it ended as an exit code.
+//! Runs a parsed command line: one function per subcommand. `build` reads and checks the build
+//! request and the plugins, prints the plan or runs the workflow, writes the result document,
+//! and says how it ended as an exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use reactor_plugin_api::Phase;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::build_json::{self, BuildRequest};
+use crate::build_json;
 use crate::cancel::Cancel;
-use crate::cli::{Build, Cli, Command, RunArgs, SourceArgs};
+use crate::cli::{Build, Cli, Command, RunArgs};
 use crate::plugins::{Plan, Registry};
+use crate::results::ResultDocument;
+use crate::source;
 use crate::workflow::{self, Failure};
-use crate::{results, source};
 
 /// Exit codes; documented in the README.
 pub mod exit {
@@ -29,8 +30,14 @@ pub mod exit {
 
 /// Runs `cli` and returns the process's exit code. Errors are printed here, one per line.
 pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Build(build) => self::build(build, &cli.load_plugin),
+    }
+}
+
+/// `reactor build json|git|path`.
+fn build(build: Build, load_plugin: &[PathBuf]) -> ExitCode {
     let started = SystemTime::now();
-    let Command::Build(build) = cli.command;
     let (origin, request, run) = match build {
         Build::Json { file, substitute, run } => {
             (file.display().to_string(), build_json::load(&file, &substitute), run)
@@ -40,17 +47,17 @@ pub fn run(cli: Cli) -> ExitCode {
             if let Some(commit) = commit {
                 spec["provider_params"] = json!({"git_commit": commit});
             }
-            ("command line".to_owned(), request_from_flags(spec, source), run)
+            ("command line".to_owned(), build_json::from_flags(spec, source), run)
         }
         Build::Path { uri, source, run } => {
-            ("command line".to_owned(), request_from_flags(json!({"provider": "path", "uri": uri}), source), run)
+            ("command line".to_owned(), build_json::from_flags(json!({"provider": "path", "uri": uri}), source), run)
         }
     };
 
     // The request and the plugin files are both read before either is reported, so one run
     // shows every problem.
     let mut registry = Registry::with_builtins();
-    let loaded = registry.load_files(&cli.load_plugin);
+    let loaded = registry.load_files(load_plugin);
     let request = match (request, loaded) {
         (Ok(request), Ok(())) => request,
         (request, loaded) => {
@@ -74,7 +81,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
 
     if run.dry_run {
-        print!("{}", crate::credentials::redact_url(&describe_plan(&request, &plan)));
+        print!("{}", crate::credentials::redact_url(&plan.describe(&request)));
         return ExitCode::from(exit::SUCCESS);
     }
 
@@ -115,30 +122,10 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     if let Some(path) = &run.metadata_file {
-        let doc = results::finished(&request, &registry, &finished, code, started);
+        let doc = ResultDocument::finished(&request, &registry, &finished, code, started);
         write_metadata(path, &doc);
     }
     ExitCode::from(code)
-}
-
-/// The build.json that `build git`/`build path` flags stand for.
-fn request_from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequest, build_json::Error> {
-    if let Some(df_path) = flags.df_path {
-        source_spec["dockerfile_path"] = json!(df_path);
-    }
-    let mut value = json!({"image": flags.image, "source": source_spec});
-    if !flags.target_registries.is_empty() {
-        value["target_registries"] = json!(flags.target_registries);
-        value["target_registries_insecure"] = json!(flags.target_registries_insecure);
-    }
-    if let Some(parent) = flags.parent_registry {
-        value["parent_registry"] = json!(parent);
-        value["parent_registry_insecure"] = json!(flags.parent_registry_insecure);
-    }
-    if flags.dont_pull_base_image {
-        value["dont_pull_base_image"] = json!(true);
-    }
-    build_json::from_value(value, "command line", PathBuf::from("."), &[])
 }
 
 /// Reports problems found before anything ran, writes the result document, returns `code`.
@@ -154,48 +141,14 @@ fn refuse(
         log::error!("{problem}");
     }
     if let Some(path) = &run.metadata_file {
-        write_metadata(path, &results::refused(origin, problems, registry, code, started));
+        write_metadata(path, &ResultDocument::refused(origin, problems, registry, code, started));
     }
     ExitCode::from(code)
 }
 
-fn write_metadata(path: &std::path::Path, doc: &Value) {
-    match results::write(path, doc) {
+fn write_metadata(path: &std::path::Path, doc: &ResultDocument) {
+    match doc.write(path) {
         Ok(()) => log::debug!("wrote the result document to {}", path.display()),
         Err(e) => log::error!("cannot write --metadata-file {}: {e}", path.display()),
     }
-}
-
-/// The plan as `--dry-run` prints it.
-fn describe_plan(request: &BuildRequest, plan: &Plan) -> String {
-    let mut out = format!("plan for {}\n", request.origin);
-    out += &format!("image: {}\n", request.image);
-    let source = &request.source;
-    out += &format!(
-        "source: {} {} ({}), dockerfile_path: {}\n",
-        source.provider.name(),
-        source.uri,
-        source.commit.as_deref().map_or("default branch".to_owned(), |c| format!("commit {c}")),
-        source.dockerfile_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("(the root)"),
-    );
-    for phase in Phase::ALL {
-        out += &format!("{phase}:\n");
-        let planned = plan.phase(phase);
-        if planned.is_empty() {
-            out += "  (none)\n";
-        }
-        for (i, p) in planned.iter().enumerate() {
-            let failure =
-                if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
-            out += &format!(
-                "  {}. {} {} ({}), {failure}\n     args: {}\n",
-                i + 1,
-                p.plugin.manifest.key,
-                p.plugin.manifest.version,
-                p.plugin.origin,
-                p.entry.args
-            );
-        }
-    }
-    out
 }

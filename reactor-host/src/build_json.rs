@@ -1,7 +1,8 @@
 //! build.json → [`BuildRequest`]: parse, apply `--substitute`, check against
 //! `schemas/build.json`, normalise both generations of the format (atomic-reactor 1.6's
-//! `source{…}` and the older flat `git_url`) and add atomic-reactor's default plugins, into one
-//! request, which is all the rest of reactor sees. `build git` and `build path` make the same
+//! `source{…}` and the older flat `git_url`) into one request, which is all the rest of reactor
+//! sees; the plugins the registry settings add by default are the plan's business
+//! ([`crate::plugins::plan`]). `build git` and `build path` make the same
 //! JSON from their flags and come through here too.
 
 use std::collections::BTreeMap;
@@ -11,6 +12,7 @@ use reactor_plugin_api::Phase;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::cli::SourceArgs;
 use crate::source::{Provider, SourceSpec};
 
 /// The schema every build.json is checked against.
@@ -27,8 +29,22 @@ pub struct BuildRequest {
     /// The name[:tag] of the image to build.
     pub image: String,
     pub source: SourceSpec,
-    /// The plugins of each phase, in order.
+    /// The plugins of each phase the file lists, in order; a phase it does not list is absent.
     pub plugins: BTreeMap<Phase, Vec<PluginEntry>>,
+    /// What the file says of registries, from which the plan adds default plugins.
+    pub registries: Registries,
+}
+
+/// atomic-reactor's registry settings of a build.json.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Registries {
+    /// `target_registries`: push there (a postbuild `tag_and_push` by default).
+    pub target: Vec<String>,
+    pub target_insecure: bool,
+    /// `parent_registry`: pull the base image from there (a prebuild `pull_base_image`).
+    pub parent: Option<String>,
+    pub parent_insecure: bool,
+    pub dont_pull_base_image: bool,
 }
 
 /// One entry of a phase's plugin list.
@@ -166,32 +182,40 @@ pub fn from_value(
             plugins.insert(phase, entries);
         }
     }
-    // atomic-reactor's defaults (api._prepare_build_json): a list given in the file replaces them.
-    if let Some(registries) = raw.target_registries.filter(|r| !r.is_empty()) {
-        plugins.entry(Phase::Postbuild).or_insert_with(|| {
-            let registries: serde_json::Map<String, Value> = registries
-                .into_iter()
-                .map(|r| (r, serde_json::json!({"insecure": raw.target_registries_insecure})))
-                .collect();
-            vec![default_entry("tag_and_push", serde_json::json!({"registries": registries}))]
-        });
-    }
-    if let Some(parent) = raw.parent_registry.filter(|_| !raw.dont_pull_base_image) {
-        plugins.entry(Phase::Prebuild).or_insert_with(|| {
-            let args = serde_json::json!({"parent_registry": parent, "parent_registry_insecure": raw.parent_registry_insecure});
-            vec![default_entry("pull_base_image", args)]
-        });
-    }
+    let registries = Registries {
+        target: raw.target_registries.unwrap_or_default(),
+        target_insecure: raw.target_registries_insecure,
+        parent: raw.parent_registry,
+        parent_insecure: raw.parent_registry_insecure,
+        dont_pull_base_image: raw.dont_pull_base_image,
+    };
     for key in raw.rest.keys() {
         if !is_known_key(key) {
             log::warn!("{origin}: ignoring unknown key `{key}`");
         }
     }
-    Ok(BuildRequest { origin: origin.to_owned(), base_dir, image: raw.image, source, plugins })
+    Ok(BuildRequest { origin: origin.to_owned(), base_dir, image: raw.image, source, plugins, registries })
 }
 
-fn default_entry(name: &str, args: Value) -> PluginEntry {
-    PluginEntry { name: name.to_owned(), args, required: true, is_allowed_to_fail: None }
+/// The build request that `build git`/`build path` flags stand for: the build.json they describe,
+/// checked like any other.
+pub fn from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequest, Error> {
+    if let Some(df_path) = flags.df_path {
+        source_spec["dockerfile_path"] = serde_json::json!(df_path);
+    }
+    let mut value = serde_json::json!({"image": flags.image, "source": source_spec});
+    if !flags.target_registries.is_empty() {
+        value["target_registries"] = serde_json::json!(flags.target_registries);
+        value["target_registries_insecure"] = serde_json::json!(flags.target_registries_insecure);
+    }
+    if let Some(parent) = flags.parent_registry {
+        value["parent_registry"] = serde_json::json!(parent);
+        value["parent_registry_insecure"] = serde_json::json!(flags.parent_registry_insecure);
+    }
+    if flags.dont_pull_base_image {
+        value["dont_pull_base_image"] = serde_json::json!(true);
+    }
+    from_value(value, "command line", PathBuf::from("."), &[])
 }
 
 /// Applies one `--substitute KEY=VALUE`, as atomic-reactor's `process_substitutions` did:
@@ -363,25 +387,17 @@ mod tests {
     }
 
     #[test]
-    fn registries_add_atomic_reactors_default_plugins_unless_lists_are_given() {
+    fn registry_settings_are_kept_for_the_plan() {
         let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r1:5000", "r2"], "target_registries_insecure": true,
-            "parent_registry": "p:5000"}"#).expect("valid");
-        assert_eq!(r.plugins[&Phase::Postbuild][0].name, "tag_and_push");
-        assert_eq!(
-            r.plugins[&Phase::Postbuild][0].args,
-            serde_json::json!({"registries": {"r1:5000": {"insecure": true}, "r2": {"insecure": true}}})
-        );
-        assert_eq!(r.plugins[&Phase::Prebuild][0].name, "pull_base_image");
-        assert_eq!(
-            r.plugins[&Phase::Prebuild][0].args,
-            serde_json::json!({"parent_registry": "p:5000", "parent_registry_insecure": false})
-        );
-
-        let r = parse_str(
-            r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "postbuild_plugins": [],
-            "parent_registry": "p", "dont_pull_base_image": true}"#,
-        )
-        .expect("valid");
+            "parent_registry": "p:5000", "postbuild_plugins": []}"#).expect("valid");
+        let expected = Registries {
+            target: vec!["r1:5000".into(), "r2".into()],
+            target_insecure: true,
+            parent: Some("p:5000".into()),
+            ..Default::default()
+        };
+        assert_eq!(r.registries, expected);
+        // The lists the file gives are kept as given: the defaults are the plan's.
         assert!(r.plugins[&Phase::Postbuild].is_empty());
         assert!(!r.plugins.contains_key(&Phase::Prebuild));
     }

@@ -287,7 +287,6 @@ impl Plugin for WorkspaceProbe {
     fn manifest(&self) -> Manifest {
         Manifest::new("workspace_probe", Phase::ALL, env!("CARGO_PKG_VERSION"))
             .description("uses the build's workspace")
-            .requires(["workspace"])
     }
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {

@@ -20,7 +20,7 @@ use reactor_plugin_api::ffi::PluginModule_Ref;
 use reactor_plugin_api::protocol::{HostHello, ModuleHello, PROTOCOL};
 use reactor_plugin_api::{PluginError, API_VERSION};
 
-use super::{host_hello, Implementation, Origin, RegisteredPlugin, Registry};
+use super::registry::{host_hello, Implementation, Origin, RegisteredPlugin, Registry};
 
 const REACTOR: &str = env!("CARGO_PKG_VERSION");
 

@@ -9,7 +9,7 @@ use reactor_plugin_api::{ErrorKind, Phase, PluginError};
 use serde_json::{json, Value};
 
 use super::context::PluginContext;
-use super::PlannedPlugin;
+use super::plan::PlannedPlugin;
 use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
 /// A fatal plugin failure.

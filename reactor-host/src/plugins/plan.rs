@@ -1,0 +1,215 @@
+//! The plan: what a build.json's plugin lists resolve to against the registry, checked before
+//! anything runs, with atomic-reactor's default plugins added here and nowhere else.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use reactor_plugin_api::{Manifest, Phase};
+use serde_json::{json, Value};
+
+use super::builtin;
+use super::registry::{RegisteredPlugin, Registry};
+use crate::build_json::{describe, BuildRequest, PluginEntry, Registries};
+
+/// One plugin to run, resolved and checked.
+#[derive(Clone)]
+pub struct PlannedPlugin {
+    pub entry: PluginEntry,
+    pub plugin: Arc<RegisteredPlugin>,
+}
+
+impl PlannedPlugin {
+    /// Whether a failure of this run is tolerated: the entry says, else the manifest.
+    pub fn allowed_to_fail(&self) -> bool {
+        self.entry.is_allowed_to_fail.unwrap_or(self.plugin.manifest.allowed_to_fail)
+    }
+}
+
+/// The plugins each phase runs, resolved against the registry.
+#[derive(Clone, Default)]
+pub struct Plan {
+    pub phases: BTreeMap<Phase, Vec<PlannedPlugin>>,
+}
+
+impl Plan {
+    /// Resolves every entry of `request` and checks its args against the plugin's schema,
+    /// before anything runs. Returns every problem at once, each naming its place in the file.
+    pub fn resolve(request: &BuildRequest, registry: &Registry) -> Result<Plan, Vec<String>> {
+        let mut plan = Plan::default();
+        let mut problems = Vec::new();
+        for phase in Phase::ALL {
+            let defaults;
+            let entries = match request.plugins.get(&phase) {
+                Some(entries) => entries,
+                None => {
+                    defaults = default_entries(phase, &request.registries);
+                    &defaults
+                }
+            };
+            let mut planned = Vec::new();
+            for (index, entry) in entries.iter().enumerate() {
+                let place = format!("/{}/{index}", phase.build_json_key());
+                let Some(plugin) = registry.get(&entry.name) else {
+                    if entry.required {
+                        let available = registry.keys_for(phase);
+                        let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+                        problems.push(format!(
+                            "{place}: no such plugin '{}' (available for {phase}: {available}; load others with --load-plugin, or set \"required\": false)",
+                            entry.name
+                        ));
+                    } else {
+                        log::warn!(
+                            "plugin '{}' requested but not available, skipping it ({place} has \"required\": false)",
+                            entry.name
+                        );
+                    }
+                    continue;
+                };
+                if !plugin.manifest.phases.contains(&phase) {
+                    let phases: Vec<&str> = plugin.manifest.phases.iter().map(|p| p.name()).collect();
+                    problems.push(format!(
+                        "{place}: plugin '{}' cannot run in {phase} (it runs in: {})",
+                        entry.name,
+                        phases.join(", ")
+                    ));
+                    continue;
+                }
+                let arg_problems = args_problems(&plugin.manifest, &entry.args);
+                if !arg_problems.is_empty() {
+                    for (pointer, problem) in arg_problems {
+                        problems.push(format!(
+                            "{} (plugin '{}')",
+                            describe(&format!("{place}/args{pointer}"), &problem),
+                            entry.name
+                        ));
+                    }
+                    continue;
+                }
+                planned.push(PlannedPlugin { entry: entry.clone(), plugin: plugin.clone() });
+            }
+            plan.phases.insert(phase, planned);
+        }
+        // No builder listed (or an empty list): the engine builds, as atomic-reactor's default
+        // docker_api does.
+        if plan.phase(Phase::Buildstep).is_empty() {
+            match registry.get(builtin::DEFAULT_BUILDER) {
+                Some(plugin) => {
+                    let entry = PluginEntry {
+                        name: builtin::DEFAULT_BUILDER.to_owned(),
+                        args: Value::Object(Default::default()),
+                        required: true,
+                        is_allowed_to_fail: Some(false),
+                    };
+                    plan.phases.insert(Phase::Buildstep, vec![PlannedPlugin { entry, plugin: plugin.clone() }]);
+                }
+                None => problems.push(format!("the default builder '{}' is not available", builtin::DEFAULT_BUILDER)),
+            }
+        }
+        if problems.is_empty() {
+            Ok(plan)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// The plan as `--dry-run` prints it.
+    pub fn describe(&self, request: &BuildRequest) -> String {
+        let mut out = format!("plan for {}\n", request.origin);
+        out += &format!("image: {}\n", request.image);
+        let source = &request.source;
+        out += &format!(
+            "source: {} {} ({}), dockerfile_path: {}\n",
+            source.provider.name(),
+            source.uri,
+            source.commit.as_deref().map_or("default branch".to_owned(), |c| format!("commit {c}")),
+            source.dockerfile_path.as_deref().filter(|p| !p.is_empty()).unwrap_or("(the root)"),
+        );
+        for phase in Phase::ALL {
+            out += &format!("{phase}:\n");
+            let planned = self.phase(phase);
+            if planned.is_empty() {
+                out += "  (none)\n";
+            }
+            for (i, p) in planned.iter().enumerate() {
+                let failure =
+                    if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
+                out += &format!(
+                    "  {}. {} {} ({}), {failure}\n     args: {}\n",
+                    i + 1,
+                    p.plugin.manifest.key,
+                    p.plugin.manifest.version,
+                    p.plugin.origin,
+                    p.entry.args
+                );
+            }
+        }
+        out
+    }
+
+    pub fn phase(&self, phase: Phase) -> &[PlannedPlugin] {
+        self.phases.get(&phase).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// The plugins a phase runs when the build.json does not list it, as atomic-reactor's
+/// `api._prepare_build_json` added them: `target_registries` adds a postbuild `tag_and_push`,
+/// `parent_registry` a prebuild `pull_base_image` (unless `dont_pull_base_image`).
+fn default_entries(phase: Phase, registries: &Registries) -> Vec<PluginEntry> {
+    let entry =
+        |name: &str, args: Value| PluginEntry { name: name.to_owned(), args, required: true, is_allowed_to_fail: None };
+    match phase {
+        Phase::Postbuild if !registries.target.is_empty() => {
+            let each: serde_json::Map<String, Value> = registries
+                .target
+                .iter()
+                .map(|r| (r.clone(), json!({"insecure": registries.target_insecure})))
+                .collect();
+            vec![entry("tag_and_push", json!({"registries": each}))]
+        }
+        Phase::Prebuild if !registries.dont_pull_base_image => match &registries.parent {
+            Some(parent) => vec![entry(
+                "pull_base_image",
+                json!({"parent_registry": parent, "parent_registry_insecure": registries.parent_insecure}),
+            )],
+            None => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// How `args` break the manifest's schema, as (pointer within args, problem).
+fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
+    match jsonschema::validator_for(&manifest.args_schema) {
+        Ok(validator) => {
+            validator.iter_errors(args).map(|e| (e.instance_path().as_str().to_owned(), e.to_string())).collect()
+        }
+        Err(e) => vec![(String::new(), format!("the plugin's args schema is invalid: {e}"))],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registries_add_atomic_reactors_default_plugins() {
+        let registries = Registries {
+            target: vec!["r1:5000".into(), "r2".into()],
+            target_insecure: true,
+            parent: Some("p:5000".into()),
+            ..Default::default()
+        };
+        let post = default_entries(Phase::Postbuild, &registries);
+        assert_eq!(post.len(), 1);
+        assert_eq!(post[0].name, "tag_and_push");
+        assert_eq!(post[0].args, json!({"registries": {"r1:5000": {"insecure": true}, "r2": {"insecure": true}}}));
+        let pre = default_entries(Phase::Prebuild, &registries);
+        assert_eq!(pre[0].name, "pull_base_image");
+        assert_eq!(pre[0].args, json!({"parent_registry": "p:5000", "parent_registry_insecure": false}));
+        assert!(default_entries(Phase::Exit, &registries).is_empty());
+
+        let no_pull = Registries { dont_pull_base_image: true, ..registries };
+        assert!(default_entries(Phase::Prebuild, &no_pull).is_empty());
+        assert!(default_entries(Phase::Postbuild, &Registries::default()).is_empty());
+    }
+}
