@@ -53,11 +53,6 @@ fn build_with(file: &str, plugin: &str) -> (Run, Value) {
     (run, serde_json::from_str(&doc).expect("JSON"))
 }
 
-fn result_of(doc: &Value, key: &str) -> Value {
-    let runs = doc["plugins"].as_array().expect("plugins");
-    runs.iter().find(|r| r["key"] == key).unwrap_or_else(|| panic!("{key} ran: {doc}"))["result"].clone()
-}
-
 const API: &str = reactor_plugin_api::API_VERSION;
 const REACTOR: &str = env!("CARGO_PKG_VERSION");
 
@@ -66,7 +61,7 @@ fn a_plugin_of_the_previous_protocol_minor_runs_in_a_real_build() {
     let file = so(&compat("v1.0"), "compat_older");
     let (run, doc) = build_with(&file, "compat_older");
     run.expect_code(0);
-    let result = result_of(&doc, "compat_older");
+    let result = result_in(&doc, "postbuild", "compat_older");
     assert_eq!(result["api"], "1.0.0");
     assert_eq!(result["host_protocol"], reactor_plugin_api::protocol::PROTOCOL.to_string());
     assert!(result["log_lines"].as_u64().is_some_and(|n| n >= 4), "it read the real build's log: {result}");
@@ -80,7 +75,7 @@ fn a_newer_plugin_that_only_may_use_a_missing_feature_runs_and_gets_a_clear_erro
     let file = so(&compat("v1.2"), "compat_optional");
     let (run, doc) = build_with(&file, "compat_optional");
     run.expect_code(0);
-    let result = result_of(&doc, "compat_optional");
+    let result = result_in(&doc, "postbuild", "compat_optional");
     assert_eq!(result["api"], "1.2.0");
     // A protocol 1.1 feature this reactor has works; the 1.2 one it lacks is an error, not a panic.
     assert_eq!(result["workspace"], json!({"seen": true}));

@@ -19,12 +19,6 @@ fn doc(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("m.json")).expect("result document")).expect("JSON")
 }
 
-fn result_of(doc: &Value, phase: &str, key: &str) -> Value {
-    let runs = doc["plugins"].as_array().expect("plugins");
-    runs.iter().find(|r| r["key"] == key && r["phase"] == phase).unwrap_or_else(|| panic!("{key} ran: {doc}"))["result"]
-        .clone()
-}
-
 /// A build of busybox with `lists` (phase lists) and the test plugins, run with `args` and `env`.
 fn build(dir: &Path, lists: Value, args: &[&str], env: &[(&str, &str)]) -> (Run, String) {
     git_repo(&dir.join("repo"), &[("Dockerfile", "FROM busybox:latest\n")]);
@@ -56,7 +50,7 @@ fn a_container_runs_with_env_user_and_entrypoint_and_its_output_is_streamed() {
     let (run, image) = build(dir.path(), json!({"postbuild_plugins": [probe]}), &[], &[]);
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
-    let result = result_of(&doc(dir.path()), "postbuild", "container_probe");
+    let result = result_in(&doc(dir.path()), "postbuild", "container_probe");
     assert_eq!(result, json!({"exit_code": 0, "stdout": "hello from the container\n1234\n", "stderr": ""}));
     assert!(run.stderr.contains("plugin::container_probe::container] hello from the container"), "{}", run.stderr);
 }
@@ -106,7 +100,7 @@ fn a_pull_logs_in_with_a_registry_secret_dir_and_is_recorded() {
     assert_eq!(recorded["name"], pulled);
     assert!(recorded["id"].as_str().is_some_and(|id| id.starts_with("sha256:")), "{recorded}");
     assert!(recorded["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{recorded}");
-    assert_eq!(result_of(&doc, "prebuild", "puller"), *recorded);
+    assert_eq!(result_in(&doc, "prebuild", "puller"), *recorded);
     assert_no_secret(&run, dir.path(), &[SECRET]);
 }
 
@@ -192,5 +186,5 @@ fn plugins_share_state_through_the_build_workspace() {
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
     let doc = doc(dir.path());
-    assert_eq!(result_of(&doc, "postbuild", "workspace_probe"), json!({"stored": {"from": "prebuild"}}));
+    assert_eq!(result_in(&doc, "postbuild", "workspace_probe"), json!({"stored": {"from": "prebuild"}}));
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// The outcome of one reactor run.
 pub struct Run {
@@ -43,15 +43,19 @@ impl Run {
     }
 }
 
-/// Runs reactor with `args` in `dir`, with `env` added.
+/// Runs reactor with `args` in `dir`, with `env` added. A run that got as far as the engine
+/// (not a dry run, not refused input) fails the test loudly when there is no engine, so tests of
+/// validation need none and a build never passes for want of one.
 pub fn reactor(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    engine_is_up();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_reactor"));
     cmd.current_dir(dir).args(args).env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("run reactor");
+    if !args.contains(&"--dry-run") && !matches!(out.status.code(), Some(2 | 3)) {
+        engine_is_up();
+    }
     Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -268,4 +272,59 @@ impl Listener {
         }
         self.received()
     }
+}
+
+/// One build: its run, what the recorders wrote (phase and label per line), and the result document.
+pub struct Outcome {
+    pub run: Run,
+    pub record: String,
+    pub doc: Value,
+}
+
+/// The harness most end-to-end tests share: builds `dockerfile` (from a git repository made in
+/// `dir`) with these plugin lists (the recorder's `path` filled in) and the
+/// test fixtures loaded.
+pub fn build(dir: &Path, dockerfile: &str, mut lists: Value, extra_args: &[&str]) -> Outcome {
+    let record = dir.join("record.txt");
+    let _ = std::fs::remove_file(&record);
+    fill_paths(&mut lists, &record.display().to_string());
+    if !dir.join("repo").exists() {
+        git_repo(&dir.join("repo"), &[("Dockerfile", dockerfile)]);
+    }
+    let image = unique("wf");
+    let mut request = json!({"image": image, "git_url": "repo"});
+    for (k, v) in lists.as_object().expect("lists").clone() {
+        request[k] = v;
+    }
+    let file = build_json(dir, &request);
+    let metadata = dir.join("out/metadata.json");
+    let so = plugin("test_plugins");
+    let mut args = vec!["--load-plugin", so.as_str(), "build", "json", file.as_str()];
+    let metadata_arg = metadata.display().to_string();
+    args.extend(["--metadata-file", metadata_arg.as_str()]);
+    args.extend_from_slice(extra_args);
+    let run = reactor(dir, &args, &[]);
+    let _ = docker(&["rmi", "-f", &image]);
+    let doc = std::fs::read_to_string(&metadata)
+        .map(|t| serde_json::from_str(&t).expect("metadata is JSON"))
+        .unwrap_or(Value::Null);
+    Outcome { run, record: std::fs::read_to_string(&record).unwrap_or_default(), doc }
+}
+
+/// Puts `path` into every plugin entry's args that names a `path` of "RECORD".
+fn fill_paths(value: &mut Value, path: &str) {
+    match value {
+        Value::String(s) if s == "RECORD" => *s = path.to_owned(),
+        Value::Array(items) => items.iter_mut().for_each(|v| fill_paths(v, path)),
+        Value::Object(map) => map.values_mut().for_each(|v| fill_paths(v, path)),
+        _ => {}
+    }
+}
+
+/// The result of the run of plugin `key` in `phase`, from the result document.
+pub fn result_in(doc: &Value, phase: &str, key: &str) -> Value {
+    let runs = doc["plugins"].as_array().unwrap_or_else(|| panic!("no plugin runs: {doc}"));
+    runs.iter().find(|r| r["key"] == key && r["phase"] == phase).unwrap_or_else(|| panic!("{phase} {key} ran: {doc}"))
+        ["result"]
+        .clone()
 }

@@ -2,57 +2,9 @@
 //! plugin of each phase fails (fatally or not), that exit plugins always run, the exit code and
 //! the result document, special values, substitutions, defaults, builders, cancellation.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::util::*;
-
-/// One build: its run, what the recorders wrote (phase and label per line), and the result document.
-struct Outcome {
-    run: Run,
-    record: String,
-    doc: Value,
-}
-
-/// Builds `dockerfile` with these plugin lists (the recorder's `path` filled in) and the
-/// test fixtures loaded.
-fn build(dir: &Path, dockerfile: &str, mut lists: Value, extra_args: &[&str]) -> Outcome {
-    let record = dir.join("record.txt");
-    let _ = std::fs::remove_file(&record);
-    fill_paths(&mut lists, &record.display().to_string());
-    if !dir.join("repo").exists() {
-        git_repo(&dir.join("repo"), &[("Dockerfile", dockerfile)]);
-    }
-    let image = unique("wf");
-    let mut request = json!({"image": image, "git_url": "repo"});
-    for (k, v) in lists.as_object().expect("lists").clone() {
-        request[k] = v;
-    }
-    let file = build_json(dir, &request);
-    let metadata = dir.join("out/metadata.json");
-    let so = plugin("test_plugins");
-    let mut args = vec!["--load-plugin", so.as_str(), "build", "json", file.as_str()];
-    let metadata_arg = metadata.display().to_string();
-    args.extend(["--metadata-file", metadata_arg.as_str()]);
-    args.extend_from_slice(extra_args);
-    let run = reactor(dir, &args, &[]);
-    let _ = docker(&["rmi", "-f", &image]);
-    let doc = std::fs::read_to_string(&metadata)
-        .map(|t| serde_json::from_str(&t).expect("metadata is JSON"))
-        .unwrap_or(Value::Null);
-    Outcome { run, record: std::fs::read_to_string(&record).unwrap_or_default(), doc }
-}
-
-/// Puts `path` into every plugin entry's args that names a `path` of "RECORD".
-fn fill_paths(value: &mut Value, path: &str) {
-    match value {
-        Value::String(s) if s == "RECORD" => *s = path.to_owned(),
-        Value::Array(items) => items.iter_mut().for_each(|v| fill_paths(v, path)),
-        Value::Object(map) => map.values_mut().for_each(|v| fill_paths(v, path)),
-        _ => {}
-    }
-}
 
 fn rec(label: &str) -> Value {
     json!({"name": "recorder", "args": {"path": "RECORD", "label": label}})
@@ -451,4 +403,17 @@ fn build_git_and_build_path_make_the_same_build_as_a_build_json() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn a_plugin_listed_twice_in_a_phase_keeps_each_runs_result() {
+    let dir = workdir();
+    let lists = json!({"postbuild_plugins": [rec("first"), rec("second")]});
+    let out = build(dir.path(), OK, lists, &[]);
+    out.run.expect_code(0);
+    let runs: Vec<&Value> =
+        out.doc["plugins"].as_array().expect("plugins").iter().filter(|r| r["key"] == "recorder").collect();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["result"]["label"], "first");
+    assert_eq!(runs[1]["result"]["label"], "second");
 }
