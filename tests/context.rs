@@ -176,15 +176,18 @@ fn a_password_in_a_url_is_in_no_log_line_plan_or_result_document() {
 }
 
 #[test]
-fn plugins_share_state_through_the_build_workspace() {
+fn plugins_share_state_through_the_build_workspace_and_record_digests() {
     let dir = workdir();
     let lists = json!({
         "prebuild_plugins": [{"name": "workspace_probe", "args": {"key": "shared", "set": {"from": "prebuild"}}}],
-        "postbuild_plugins": [{"name": "workspace_probe", "args": {"key": "shared"}}]
+        "postbuild_plugins": [{"name": "workspace_probe", "args": {"key": "shared",
+            "record": {"name": "elsewhere:5000/pushed:1", "digest": "sha256:0123"}}}]
     });
     let (run, image) = build(dir.path(), lists, &[], &[]);
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
     let doc = doc(dir.path());
     assert_eq!(result_in(&doc, "postbuild", "workspace_probe"), json!({"stored": {"from": "prebuild"}}));
+    // A digest the plugin recorded for a push of its own is in the result document.
+    assert_eq!(doc["digests"], json!({"elsewhere:5000/pushed:1": "sha256:0123"}));
 }

@@ -279,8 +279,8 @@ impl Plugin for ContainerProbe {
     }
 }
 
-/// Shares state through the workspace: `set` stores its args under `key`, `get` returns what
-/// is stored there.
+/// Shares state through the workspace: `set` stores its value under `key`, and the result is
+/// what is stored there; `record` (`{"name", "digest"}`) records a digest as a plugin's own push.
 pub struct WorkspaceProbe;
 
 impl Plugin for WorkspaceProbe {
@@ -293,6 +293,10 @@ impl Plugin for WorkspaceProbe {
         let key = args.get("key").and_then(Value::as_str).unwrap_or("shared").to_owned();
         if let Some(value) = args.get("set") {
             ctx.set_workspace(&key, value)?;
+        }
+        if let Some(record) = args.get("record") {
+            let field = |name: &str| record.get(name).and_then(Value::as_str).unwrap_or_default().to_owned();
+            ctx.record_digest(&field("name"), &field("digest"))?;
         }
         Ok(json!({"stored": ctx.workspace::<Value>(&key)?}))
     }
