@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bollard::query_parameters::BuildImageOptionsBuilder;
+use dockerignore::DockerIgnore;
 use futures_util::StreamExt;
 
 use super::context::tar_stream;
-use super::dockerignore::DockerIgnore;
 use super::{Engine, Error};
 
 /// What to build.

@@ -7,11 +7,10 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use dockerignore::DockerIgnore;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use walkdir::WalkDir;
-
-use super::dockerignore::DockerIgnore;
 
 /// Chunks sent to the engine; with the channel's capacity this bounds the buffered context.
 const CHUNK: usize = 64 * 1024;

@@ -7,7 +7,6 @@
 mod build;
 mod container;
 mod context;
-mod dockerignore;
 mod image;
 
 use std::time::Duration;

@@ -1,51 +1,72 @@
-//! `.dockerignore` handling for the build context we stream to the engine: the
-//! docker CLI filters the context on the client side (the engine does not apply
-//! `.dockerignore`), so this module reproduces the CLI's rules — its line
-//! reader (moby `ignorefile.ReadAll`) and moby `patternmatcher` as driven by
-//! the context walkers (`MatchesUsingParentResults`, with BuildKit's rule for
-//! when an excluded directory must still be walked). The rules differ from
-//! `.gitignore` in ways that matter: every pattern is anchored at the context
-//! root (`foo` matches `foo` and everything below it, never `a/foo`; write
-//! `**/foo` for "at any depth"), patterns are `filepath.Clean`ed so a
-//! trailing `/` means nothing (it does not restrict a pattern to
-//! directories), `*` and `?` never cross `/`, `[!x]` is *not* a negated class
-//! (only `[^x]` is), `#` starts a comment only in column 0, there is a single
-//! ignore file rather than one per directory, and a `!` exception *can*
-//! re-include a file inside an excluded directory (git cannot). As in git,
-//! the last matching line wins. The CLI always sends the Dockerfile and
-//! `.dockerignore` itself even when a pattern excludes them; that rule is
-//! left to the caller.
+//! `.dockerignore` matching as the docker CLI applies it to a build context.
+//!
+//! The engine never reads `.dockerignore`: the client filters the context before sending it. A program that sends a
+//! context itself has to repeat the client's rules, and this crate does: the docker CLI's line reader (moby
+//! `ignorefile.ReadAll`) and moby's `patternmatcher` as the context walkers drive it (`MatchesUsingParentResults`),
+//! with BuildKit's rule for when an excluded directory must still be walked. It only answers questions about
+//! context-relative paths; walking the directory is the caller's job (see [`DockerIgnore`] for how).
+//!
+//! # Rules
+//!
+//! They differ from `.gitignore` in ways that matter:
+//!
+//! * Every pattern is anchored at the context root: `foo` matches `foo` and everything below it, never `a/foo`;
+//!   `**/foo` matches at any depth.
+//! * Patterns are cleaned as Go's `filepath.Clean` cleans paths, so a leading `/` or `./` and a trailing `/` mean
+//!   nothing: no pattern is restricted to directories.
+//! * `*` and `?` never match `/`; `**` matches any number of path elements; `\` makes the next character literal.
+//! * `[^x]` is a negated class, `[!x]` is not (it holds `!` and `x`), as in Go's `filepath.Match`.
+//! * `#` starts a comment only in the first column; surrounding whitespace, a UTF-8 byte-order mark and `\r\n` line
+//!   ends are dropped.
+//! * There is one ignore file, at the context root, rather than one per directory.
+//! * The last matching line wins, and a `!` exception can re-include a path inside an excluded directory (git cannot).
+//! * A line the CLI rejects (a malformed `[...]`, a trailing `\`, a `!` alone) is an error here too.
+//!
+//! The CLI also sends the Dockerfile and `.dockerignore` when a pattern excludes them; that rule is left to the caller,
+//! which knows the Dockerfile's name.
+//!
+//! # Differences from the CLI
+//!
+//! Deliberate, and all in patterns nobody writes on purpose: moby pastes patterns into a Go regex, so there `\d`, `\w`,
+//! `\b` (an escaped letter or digit) mean regex things or abort the build, and `*`, `?` or `[:alpha:]` inside `[...]`
+//! get mangled; here an escaped character is always literal and a class holds exactly what `filepath.Match` says it
+//! holds. Everything else, quirks included, follows moby.
+//!
+//! # Example
+//!
+//! ```
+//! use dockerignore::DockerIgnore;
+//!
+//! let ignore = DockerIgnore::parse("*.secret\nbuild\n!build/keep.txt\n")?;
+//! assert!(ignore.is_excluded("key.secret"));
+//! assert!(!ignore.is_excluded("sub/key.secret")); // anchored at the root
+//! assert!(ignore.is_excluded("build/out.o"));
+//! assert!(!ignore.is_excluded("build/keep.txt"));
+//! // `build` itself stays excluded, but a walker has to look inside it.
+//! assert!(ignore.is_excluded("build") && ignore.may_reinclude_below("build"));
+//! # Ok::<(), dockerignore::PatternError>(())
+//! ```
+
+#![deny(missing_docs)]
 
 use std::path::{Path, PathBuf};
 
 /// The compiled rules of one `.dockerignore` file.
 ///
-/// How a context walker should use it (this is what BuildKit does):
+/// How a context walker uses it (this is what BuildKit does):
 ///
-/// * `is_excluded(entry)` false → send the entry (and walk into it if it is a
-///   directory).
+/// * `is_excluded(entry)` false → send the entry (and walk into it if it is a directory).
 /// * `is_excluded(dir)` true and `may_reinclude_below(dir)` false → prune.
-/// * `is_excluded(dir)` true and `may_reinclude_below(dir)` true → walk into
-///   it *without* sending the directory itself; any descendant that comes out
-///   not excluded is sent.
+/// * `is_excluded(dir)` true and `may_reinclude_below(dir)` true → walk into it *without* sending the directory itself;
+///   any descendant that comes out not excluded is sent.
 ///
-/// A directory that is excluded by a pattern stays excluded even when an
-/// exception re-includes something below it: with `docs` and
-/// `!docs/keep.txt`, `is_excluded("docs")` is true and
-/// `is_excluded("docs/keep.txt")` is false. BuildKit then sends the header of
-/// every not-yet-sent ancestor directory just before the first re-included
-/// entry beneath it (so `docs/` keeps its mode and mtime); the classic builder
-/// sends only the file and lets the engine create `docs/` as 0755. Either way
-/// the directory exists in the build; emitting the ancestors lazily is the
-/// walker's job.
+/// A directory that is excluded by a pattern stays excluded even when an exception re-includes something below it: with
+/// `docs` and `!docs/keep.txt`, `is_excluded("docs")` is true and `is_excluded("docs/keep.txt")` is false. BuildKit
+/// then sends the header of every not-yet-sent ancestor directory just before the first re-included entry beneath it
+/// (so `docs/` keeps its mode and mtime); the classic builder sends only the file and lets the engine create `docs/` as
+/// 0755. Either way the directory exists in the build; emitting the ancestors lazily is the walker's job.
 ///
-/// Known, deliberate differences from the CLI, all in patterns nobody writes
-/// on purpose: moby pastes patterns into a Go regex, so there `\d`, `\w`,
-/// `\b` (an escaped letter or digit) mean regex things or abort the build,
-/// and `*`, `?` or `[:alpha:]` inside `[...]` get mangled; here an escaped
-/// character is always literal and a class holds exactly what
-/// `filepath.Match` says it holds. Everything else, quirks included (see
-/// `Kind` and `Token`), follows moby.
+/// The default value has no patterns and excludes nothing, as an absent `.dockerignore` does.
 #[derive(Debug, Clone, Default)]
 pub struct DockerIgnore {
     patterns: Vec<Pattern>,
@@ -61,12 +82,15 @@ pub enum PatternError {
         line: usize,
         /// The line as written, minus surrounding whitespace.
         pattern: String,
+        /// What is wrong with it, e.g. "unterminated character class".
         reason: &'static str,
     },
     /// `.dockerignore` exists but could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {
+        /// The file that could not be read.
         path: PathBuf,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
@@ -77,9 +101,8 @@ impl DockerIgnore {
     ///
     /// # Errors
     ///
-    /// [`PatternError::BadPattern`] for the first line the docker CLI would
-    /// also reject: a malformed `[...]` class, a trailing `\`, or a `!` with
-    /// no pattern after it.
+    /// [`PatternError::BadPattern`] for the first line the docker CLI would also reject: a malformed `[...]` class, a
+    /// trailing `\`, or a `!` with no pattern after it.
     pub fn parse(text: &str) -> Result<DockerIgnore, PatternError> {
         // Like the CLI, drop a UTF-8 byte-order mark at the start of the file.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -97,34 +120,31 @@ impl DockerIgnore {
         Ok(DockerIgnore { patterns })
     }
 
-    /// Reads `<context_dir>/.dockerignore` if it exists (`Ok(Default)` if
-    /// absent; I/O errors other than `NotFound` are returned as
-    /// [`PatternError::Io`] with the path).
+    /// Reads `<context_dir>/.dockerignore` if it exists (`Ok(Default)` if absent; I/O errors other than `NotFound` are
+    /// returned as [`PatternError::Io`] with the path).
     ///
     /// # Errors
     ///
-    /// [`PatternError::Io`] when the file exists but cannot be read, and
-    /// [`PatternError::BadPattern`] as for [`DockerIgnore::parse`].
+    /// [`PatternError::Io`] when the file exists but cannot be read, and [`PatternError::BadPattern`] as for
+    /// [`DockerIgnore::parse`].
     pub fn load(context_dir: &Path) -> Result<DockerIgnore, PatternError> {
         let path = context_dir.join(".dockerignore");
         match std::fs::read(&path) {
-            // Go reads bytes; a non-UTF-8 pattern could only ever match a
-            // non-UTF-8 name, which a `&str` path cannot express anyway.
+            // Go reads bytes; a non-UTF-8 pattern could only ever match a non-UTF-8 name, which a `&str` path cannot
+            // express anyway.
             Ok(bytes) => Self::parse(&String::from_utf8_lossy(&bytes)),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(source) => Err(PatternError::Io { path, source }),
         }
     }
 
-    /// True when the file or directory at `rel` (relative to the context root,
-    /// '/'-separated, no leading "./") is excluded from the context.
+    /// True when the file or directory at `rel` (relative to the context root, '/'-separated, no leading "./") is
+    /// excluded from the context.
     ///
-    /// The answer is the one a docker context walker reaches for `rel`: the
-    /// patterns are evaluated for each ancestor directory in turn, top down,
-    /// and a pattern that matched an ancestor counts as matching `rel` too
-    /// (moby `MatchesUsingParentResults`). The last matching pattern decides.
-    /// The context root (`""` or `"."`) is never excluded; a stray leading
-    /// `./`, a trailing `/` and doubled slashes in `rel` are tolerated.
+    /// The answer is the one a docker context walker reaches for `rel`: the patterns are evaluated for each ancestor
+    /// directory in turn, top down, and a pattern that matched an ancestor counts as matching `rel` too (moby
+    /// `MatchesUsingParentResults`). The last matching pattern decides. The context root (`""` or `"."`) is never
+    /// excluded; a stray leading `./`, a trailing `/` and doubled slashes in `rel` are tolerated.
     #[must_use]
     pub fn is_excluded(&self, rel: &str) -> bool {
         if self.patterns.is_empty() {
@@ -145,18 +165,14 @@ impl DockerIgnore {
         excluded
     }
 
-    /// True when some `!` exception pattern could re-include a path below the
-    /// directory `rel_dir`, so a walker must descend into an excluded
-    /// directory instead of pruning it.
+    /// True when some `!` exception pattern could re-include a path below the directory `rel_dir`, so a walker must
+    /// descend into an excluded directory instead of pruning it.
     ///
-    /// This asks whether any exception pattern can match *some* path strictly
-    /// below `rel_dir`, wildcards included, so `!**/keep.txt` keeps every
-    /// excluded directory open. That gives the same context as BuildKit (the
-    /// default `docker build`). The classic builder (`DOCKER_BUILDKIT=0`)
-    /// only descends when an exception's literal text starts with
-    /// `rel_dir/`, so it drops e.g. `docs/keep.txt` for `docs` +
-    /// `!**/keep.txt`; we deliberately do not copy that. A `true` answer is
-    /// only permission to look: each entry found below still has to pass
+    /// This asks whether any exception pattern can match *some* path strictly below `rel_dir`, wildcards included, so
+    /// `!**/keep.txt` keeps every excluded directory open. That gives the same context as BuildKit (the default `docker
+    /// build`). The classic builder (`DOCKER_BUILDKIT=0`) only descends when an exception's literal text starts with
+    /// `rel_dir/`, so it drops e.g. `docs/keep.txt` for `docs` + `!**/keep.txt`; that is not copied, since the default
+    /// builder keeps such files. A `true` answer is only permission to look: each entry found below still has to pass
     /// `is_excluded`.
     #[must_use]
     pub fn may_reinclude_below(&self, rel_dir: &str) -> bool {
@@ -167,28 +183,23 @@ impl DockerIgnore {
             .any(|pattern| dir.is_empty() || pattern.kind.may_match_below(&dir))
     }
 
-    /// True when the file has no patterns (only comments and blank lines, or
-    /// nothing at all), so nothing is excluded.
+    /// True when the file has no patterns (only comments and blank lines, or nothing at all), so nothing is excluded.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.patterns.is_empty()
     }
 
-    /// One step of moby's `MatchesUsingParentResults`: decides `path` given
-    /// which patterns matched its parent directory (`parent` is empty for a
-    /// top-level entry) and returns which patterns match `path` for its
-    /// children to inherit.
+    /// One step of moby's `MatchesUsingParentResults`: decides `path` given which patterns matched its parent directory
+    /// (`parent` is empty for a top-level entry) and returns which patterns match `path` for its children to inherit.
     fn evaluate(&self, path: &str, parent: &[bool]) -> (bool, Vec<bool>) {
         let mut excluded = false;
         let mut matched = vec![false; self.patterns.len()];
         for (index, pattern) in self.patterns.iter().enumerate() {
             let mut hit = parent.get(index).copied().unwrap_or(false);
             if !hit {
-                // moby only tries an exclude pattern while the path is not
-                // yet excluded and an exception while it is. Because the
-                // skipped pattern is also not recorded for the children,
-                // this is observable (`a/*` then `!a` still excludes `a/f`),
-                // so it is kept.
+                // moby only tries an exclude pattern while the path is not yet excluded and an exception while it is.
+                // Because the skipped pattern is also not recorded for the children, this is observable (`a/*` then
+                // `!a` still excludes `a/f`), so it is kept.
                 if pattern.exception != excluded {
                     continue;
                 }
@@ -210,9 +221,8 @@ fn components(rel: &str) -> impl Iterator<Item = &str> {
     rel.split('/').filter(|c| !c.is_empty() && *c != ".")
 }
 
-/// One line as the CLI's `ignorefile.ReadAll` turns it into a pattern string:
-/// `None` for comments and blank lines, otherwise the cleaned pattern with a
-/// leading `!` kept and a leading `/` dropped.
+/// One line as the CLI's `ignorefile.ReadAll` turns it into a pattern string: `None` for comments and blank lines,
+/// otherwise the cleaned pattern with a leading `!` kept and a leading `/` dropped.
 fn read_line(raw: &str) -> Option<String> {
     // The comment test runs before trimming, so " # x" is a pattern.
     if raw.starts_with('#') {
@@ -241,10 +251,9 @@ fn read_line(raw: &str) -> Option<String> {
     Some(out)
 }
 
-/// Go's `filepath.Clean` for '/'-separated paths: collapses repeated
-/// slashes, drops `.` elements, resolves `..` against the preceding element
-/// (or drops it right after the root) and removes any trailing slash; an
-/// empty result becomes ".".
+/// Go's `filepath.Clean` for '/'-separated paths: collapses repeated slashes, drops `.` elements, resolves `..` against
+/// the preceding element (or drops it right after the root) and removes any trailing slash; an empty result becomes
+/// ".".
 fn clean(path: &str) -> String {
     let rooted = path.starts_with('/');
     let mut parts: Vec<&str> = Vec::new();
@@ -255,8 +264,7 @@ fn clean(path: &str) -> String {
                 Some(last) if *last != ".." => {
                     parts.pop();
                 }
-                // `..` above the root is the root; above a relative start it
-                // has to stay.
+                // `..` above the root is the root; above a relative start it has to stay.
                 _ if rooted => {}
                 _ => parts.push(".."),
             },
@@ -281,9 +289,8 @@ struct Pattern {
 }
 
 impl Pattern {
-    /// What moby's `patternmatcher.New` does with one string from the line
-    /// reader: trim and clean it again (which can still change it, e.g.
-    /// "/ foo" → " foo" → "foo"), split off `!`, and check the syntax.
+    /// What moby's `patternmatcher.New` does with one string from the line reader: trim and clean it again (which can
+    /// still change it, e.g. "/ foo" → " foo" → "foo"), split off `!`, and check the syntax.
     fn new(line: &str) -> Result<Option<Pattern>, &'static str> {
         let line = line.trim();
         if line.is_empty() {
@@ -300,19 +307,16 @@ impl Pattern {
     }
 }
 
-/// How a pattern is matched. moby turns patterns into a regular expression
-/// but short-cuts three shapes with plain string tests; the short-cuts are
-/// kept because one of them (`Suffix`) answers differently from the regex.
+/// How a pattern is matched. moby turns patterns into a regular expression but short-cuts three shapes with plain
+/// string tests; the short-cuts are kept because one of them (`Suffix`) answers differently from the regex.
 #[derive(Debug, Clone)]
 enum Kind {
     /// No wildcard, class or escape: the whole path equals the text.
     Exact(String),
-    /// Literal text followed by a final `**` (e.g. `a/**`): the path starts
-    /// with the text before the `**`.
+    /// Literal text followed by a final `**` (e.g. `a/**`): the path starts with the text before the `**`.
     Prefix(String),
-    /// A leading `**` followed by literal text: the path ends with the text
-    /// after the `**`, or, when that text starts with `/`, equals the rest
-    /// (`**/foo` matches `foo`). `**foo` thus also matches `xfoo`.
+    /// A leading `**` followed by literal text: the path ends with the text after the `**`, or, when that text starts
+    /// with `/`, equals the rest (`**/foo` matches `foo`). `**foo` thus also matches `xfoo`.
     Suffix(String),
     /// Anything else, matched by `glob_match`.
     Glob(Vec<Token>),
@@ -330,8 +334,8 @@ impl Kind {
         }
     }
 
-    /// Whether this pattern matches at least one path strictly below `dir`
-    /// (conservatively: a `true` may be a false alarm, a `false` never is).
+    /// Whether this pattern matches at least one path strictly below `dir` (conservatively: a `true` may be a false
+    /// alarm, a `false` never is).
     fn may_match_below(&self, dir: &str) -> bool {
         let below = format!("{dir}/");
         match self {
@@ -350,8 +354,7 @@ impl Kind {
     }
 }
 
-/// One element of a compiled glob, mirroring the regular expression moby
-/// builds from it.
+/// One element of a compiled glob, mirroring the regular expression moby builds from it.
 #[derive(Debug, Clone)]
 enum Token {
     /// A literal character (including one made literal by `\`).
@@ -362,15 +365,13 @@ enum Token {
     Star,
     /// `[...]`, matched as Go's regexp does: may match `/`.
     Class(Class),
-    /// `**` or `**/` with more pattern after it: zero or more whole leading
-    /// path elements (`(.*/)?`), so `a/**/b` matches `a/b` and `a/x/y/b`.
+    /// `**` or `**/` with more pattern after it: zero or more whole leading path elements (`(.*/)?`), so `a/**/b`
+    /// matches `a/b` and `a/x/y/b`.
     DirStar,
     /// `**` at the end of the pattern: anything (`.*`).
     Rest,
-    /// A bare `^`, which moby copies into its regex unescaped, where it is a
-    /// start-of-text anchor: it only matches at the very beginning, so e.g.
-    /// `a^b*` matches nothing. Literal in the `Exact`/`Prefix`/`Suffix`
-    /// shapes, as in moby.
+    /// A bare `^`, which moby copies into its regex unescaped, where it is a start-of-text anchor: it only matches at
+    /// the very beginning, so e.g. `a^b*` matches nothing. Literal in the `Exact`/`Prefix`/`Suffix` shapes, as in moby.
     Caret,
 }
 
@@ -395,10 +396,9 @@ enum Shape {
     Glob,
 }
 
-/// Compiles a cleaned pattern (without its `!`), rejecting what Go's
-/// `filepath.Match` rejects (an unterminated or malformed `[...]`, a
-/// trailing `\`) and class ranges such as `[z-a]` that make moby's regex
-/// fail to compile (which aborts a docker build).
+/// Compiles a cleaned pattern (without its `!`), rejecting what Go's `filepath.Match` rejects (an unterminated or
+/// malformed `[...]`, a trailing `\`) and class ranges such as `[z-a]` that make moby's regex fail to compile (which
+/// aborts a docker build).
 fn compile(text: &str) -> Result<Kind, &'static str> {
     let chars: Vec<char> = text.chars().collect();
     let mut tokens = Vec::new();
@@ -472,10 +472,9 @@ fn compile(text: &str) -> Result<Kind, &'static str> {
 
 const UNTERMINATED: &str = "unterminated character class";
 
-/// Parses a character class whose `[` sits just before `chars[start]`,
-/// with Go's `filepath.Match` rules: optional leading `^`, then one or more
-/// `c` or `lo-hi` items where `\` escapes and an unescaped `-` or `]` cannot
-/// be an item. Returns the class and the index just past its `]`.
+/// Parses a character class whose `[` sits just before `chars[start]`, with Go's `filepath.Match` rules: optional
+/// leading `^`, then one or more `c` or `lo-hi` items where `\` escapes and an unescaped `-` or `]` cannot be an item.
+/// Returns the class and the index just past its `]`.
 fn parse_class(chars: &[char], start: usize) -> Result<(Class, usize), &'static str> {
     let mut i = start;
     let negated = chars.get(i) == Some(&'^');
@@ -502,8 +501,8 @@ fn parse_class(chars: &[char], start: usize) -> Result<(Class, usize), &'static 
     }
 }
 
-/// One (possibly escaped) character inside a class, like Go's `getEsc`,
-/// which also insists that the class continues after it.
+/// One (possibly escaped) character inside a class, like Go's `getEsc`, which also insists that the class continues
+/// after it.
 fn class_char(chars: &[char], i: usize, bracket_reason: &'static str) -> Result<(char, usize), &'static str> {
     let (c, next) = match chars.get(i) {
         None => return Err(UNTERMINATED),
@@ -533,10 +532,8 @@ fn glob_match(tokens: &[Token], path: &str) -> bool {
     nfa.accepts()
 }
 
-/// A set-of-states simulation of a compiled glob, so `**` and `*` never
-/// backtrack exponentially. `at[t]` means "ready to match token `t`";
-/// `inside[t]` means "partway through the `.*` of a `DirStar` at `t`, still
-/// owing its `/`".
+/// A set-of-states simulation of a compiled glob, so `**` and `*` never backtrack exponentially. `at[t]` means "ready
+/// to match token `t`"; `inside[t]` means "partway through the `.*` of a `DirStar` at `t`, still owing its `/`".
 struct Nfa<'a> {
     tokens: &'a [Token],
     at: Vec<bool>,
@@ -555,8 +552,7 @@ impl<'a> Nfa<'a> {
         nfa
     }
 
-    /// Follows the moves that consume nothing. They all go forward, so one
-    /// pass in token order reaches the fixed point.
+    /// Follows the moves that consume nothing. They all go forward, so one pass in token order reaches the fixed point.
     fn close(&mut self) {
         for (t, token) in self.tokens.iter().enumerate() {
             if !self.at.get(t).copied().unwrap_or(false) {
@@ -613,8 +609,7 @@ impl<'a> Nfa<'a> {
         !self.at.iter().chain(&self.inside).any(|&live| live)
     }
 
-    /// Whether some non-empty continuation could still be matched, i.e. a
-    /// live state other than "everything matched".
+    /// Whether some non-empty continuation could still be matched, i.e. a live state other than "everything matched".
     fn can_continue(&self) -> bool {
         let pending = self.at.len().saturating_sub(1);
         self.at.iter().take(pending).chain(&self.inside).any(|&live| live)
@@ -653,8 +648,8 @@ mod tests {
         }
     }
 
-    /// The files a walker sends for a context holding `files` (plus their
-    /// parent directories), following the recipe on `DockerIgnore`.
+    /// The files a walker sends for a context holding `files` (plus their parent directories), following the recipe on
+    /// `DockerIgnore`.
     fn walk(text: &str, files: &[&str]) -> Vec<String> {
         use std::collections::BTreeSet;
         let ignore = rules(text);
@@ -840,8 +835,8 @@ mod tests {
 
     #[test]
     fn matches_are_inherited_the_way_the_walker_inherits_them() {
-        // moby skips `!a` for the directory `a` (nothing excluded it yet) and
-        // never looks at it again for `a/f`, so `a/f` stays excluded.
+        // moby skips `!a` for the directory `a` (nothing excluded it yet) and never looks at it again for `a/f`, so
+        // `a/f` stays excluded.
         check("a/*\n!a", &["a/f", "a/g/h"], &["a"]);
         // An exception that matched the parent is inherited by the children.
         check("*\n!a\na/*.tmp", &["a/x.tmp", "b"], &["a", "a/x.txt"]);
