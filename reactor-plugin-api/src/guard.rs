@@ -47,6 +47,24 @@ pub(crate) fn install_quiet_panic_hook() {
     });
 }
 
+/// In a plugin's own test process, records where a panic happened as the module's quiet hook
+/// does (so a caught panic reads as it would in reactor), then hands the panic on to the hook
+/// that was there, which keeps printing the messages of failing tests.
+#[cfg(feature = "testing")]
+pub(crate) fn install_recording_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if let Some(loc) = info.location() {
+                let text = format!("{}:{}", loc.file(), loc.line());
+                PANIC_LOCATION.with(|l| *l.borrow_mut() = Some(text));
+            }
+            previous(info);
+        }));
+    });
+}
+
 /// The body of a module's exported `handshake`: the module's protocol, its plugins' manifests,
 /// and what it knows of the features they require.
 pub fn handshake_entry(

@@ -40,6 +40,10 @@
 //!
 //! The built-in plugins of reactor implement this same trait, so a loaded plugin can do all that
 //! a built-in can.
+//!
+//! A plugin's unit tests run it on a fake reactor: the cargo feature `testing` adds the module
+//! `testing`, whose `FakeHost` answers a plugin's requests from a scripted workflow and records
+//! them and the plugin's log, with no engine.
 #![deny(missing_docs)]
 
 mod context;
@@ -52,6 +56,8 @@ mod plugin;
 pub mod dockerfile;
 pub mod ffi;
 pub mod protocol;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 // Re-exports: the author-facing surface. Consider semver implications carefully.
 pub use context::Context;
