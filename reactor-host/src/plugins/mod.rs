@@ -2,11 +2,10 @@
 //! [`plan`] a build.json resolves to, the [`context`] a running plugin reaches the host through,
 //! and the [`runner`] of a phase.
 //!
-//! Built-ins and loaded plugins implement the same [`Plugin`](reactor_plugin_api::Plugin) trait
-//! and both run through a [`HostCtx`](reactor_plugin_api::ffi::HostCtx), so a loaded plugin can
+//! Built-ins (the `reactor-builtins` crate, written against the public API alone) and loaded
+//! plugins implement the same [`Plugin`](reactor_plugin_api::Plugin) trait and both run through a [`HostCtx`](reactor_plugin_api::ffi::HostCtx), so a loaded plugin can
 //! do all that a built-in can.
 
-pub mod builtin;
 pub mod context;
 pub mod load;
 pub mod plan;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use reactor_plugin_api::{Manifest, Phase};
 use serde_json::{json, Value};
 
-use super::builtin;
 use super::registry::{RegisteredPlugin, Registry};
 use crate::build_json::{describe, BuildRequest, PluginEntry, Registries};
 
@@ -92,17 +91,18 @@ impl Plan {
         // No builder listed (or an empty list): the engine builds, as atomic-reactor's default
         // docker_api does.
         if plan.phase(Phase::Buildstep).is_empty() {
-            match registry.get(builtin::DEFAULT_BUILDER) {
+            match registry.get(reactor_builtins::DEFAULT_BUILDER) {
                 Some(plugin) => {
                     let entry = PluginEntry {
-                        name: builtin::DEFAULT_BUILDER.to_owned(),
+                        name: reactor_builtins::DEFAULT_BUILDER.to_owned(),
                         args: Value::Object(Default::default()),
                         required: true,
                         is_allowed_to_fail: Some(false),
                     };
                     plan.phases.insert(Phase::Buildstep, vec![PlannedPlugin { entry, plugin: plugin.clone() }]);
                 }
-                None => problems.push(format!("the default builder '{}' is not available", builtin::DEFAULT_BUILDER)),
+                None => problems
+                    .push(format!("the default builder '{}' is not available", reactor_builtins::DEFAULT_BUILDER)),
             }
         }
         if problems.is_empty() {

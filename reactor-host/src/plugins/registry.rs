@@ -11,8 +11,6 @@ use reactor_plugin_api::protocol::{self, HostHello, ModuleRequest};
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::Value;
 
-use super::builtin;
-
 /// Where a plugin comes from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Origin {
@@ -95,7 +93,7 @@ impl Registry {
     /// A registry holding the built-in plugins.
     pub fn with_builtins() -> Registry {
         let mut registry = Registry::default();
-        for plugin in builtin::all() {
+        for plugin in reactor_builtins::all() {
             registry.add(RegisteredPlugin {
                 manifest: plugin.manifest(),
                 origin: Origin::Builtin,

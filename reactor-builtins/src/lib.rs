@@ -1,0 +1,38 @@
+//! The built-in plugins of reactor, one file each, named after the plugin's key.
+//!
+//! This crate depends on `reactor-plugin-api` alone, so a built-in can do nothing that a plugin
+//! loaded with `--load-plugin` cannot: they implement the same public [`Plugin`] trait and
+//! reach the build only through its [`Context`](reactor_plugin_api::Context).
+#![deny(missing_docs)]
+
+mod docker_api;
+mod dockerfile_content;
+
+pub use docker_api::DockerApi;
+pub use dockerfile_content::DockerfileContent;
+
+use reactor_plugin_api::Plugin;
+
+/// Every built-in plugin. If it is not on this list, it is not registered.
+pub fn all() -> Vec<Box<dyn Plugin>> {
+    vec![Box::new(DockerfileContent), Box::new(DockerApi)]
+}
+
+/// The builder used when a build.json lists no buildstep plugins.
+pub const DEFAULT_BUILDER: &str = "docker_api";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_the_default_builder_is_a_buildstep_builtin() {
+        let manifests: Vec<_> = all().iter().map(|p| p.manifest()).collect();
+        let mut keys: Vec<&str> = manifests.iter().map(|m| m.key.as_str()).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), manifests.len(), "duplicate keys in {keys:?}");
+        let builder = manifests.iter().find(|m| m.key == DEFAULT_BUILDER).expect("the default builder is built in");
+        assert_eq!(builder.phases, [reactor_plugin_api::Phase::Buildstep]);
+    }
+}
