@@ -50,3 +50,119 @@ impl Plugin for LogsSubmitter {
 }
 
 export_plugins!(LogsSubmitter);
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::thread::JoinHandle;
+
+    use reactor_plugin_api::protocol::Request;
+    use reactor_plugin_api::testing::FakeHost;
+    use reactor_plugin_api::{BuildResult, ErrorKind, Phase, Workflow};
+    use serde_json::json;
+
+    use super::*;
+
+    /// One HTTP request as the test's server received it.
+    struct Received {
+        request_line: String,
+        headers: Vec<(String, String)>,
+        body: Value,
+    }
+
+    /// Serves one request on 127.0.0.1 with `status` and `reply`; returns the server's URL and
+    /// what it received.
+    fn serve_once(status: &str, reply: &'static str) -> (String, JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port on 127.0.0.1");
+        let url = format!("http://{}/logs", listener.local_addr().expect("the listener's address"));
+        let status = status.to_owned();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().expect("the plugin connects");
+            let mut reader = BufReader::new(stream);
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).expect("a request line");
+            let mut headers = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("a header line");
+                let Some((name, value)) = line.trim_end().split_once(':') else { break };
+                headers.push((name.to_ascii_lowercase(), value.trim().to_owned()));
+            }
+            let length = headers
+                .iter()
+                .find(|(n, _)| n == "content-length")
+                .map_or(0, |(_, v)| v.parse::<usize>().expect("a numeric content-length"));
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).expect("the body");
+            let response =
+                format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+            reader.get_mut().write_all(response.as_bytes()).expect("the response is sent");
+            let body = serde_json::from_slice(&body).expect("the body is JSON");
+            Received { request_line: request_line.trim_end().to_owned(), headers, body }
+        });
+        (url, server)
+    }
+
+    fn built(logs: &[&str]) -> FakeHost {
+        let build = BuildResult { logs: logs.iter().map(|l| l.to_string()).collect(), ..Default::default() };
+        FakeHost::new(Phase::Postbuild, Workflow { build_result: Some(build), ..Default::default() })
+    }
+
+    #[test]
+    fn posts_the_build_logs_as_json_and_returns_the_reply() {
+        let (url, server) = serve_once("200 OK", "stored 2 lines");
+        let fake = built(&["Step 1/2 : FROM busybox", " ---> 10f721a22d93"]);
+
+        let result = fake.run(&LogsSubmitter, json!({"url": url})).expect("posts");
+
+        assert_eq!(result, json!("stored 2 lines"));
+        let received = server.join().expect("the server thread ends");
+        assert_eq!(received.request_line, "POST /logs HTTP/1.1");
+        assert!(
+            received.headers.contains(&("content-type".into(), "application/json".into())),
+            "{:?}",
+            received.headers
+        );
+        assert_eq!(received.body, json!({"logs": ["Step 1/2 : FROM busybox", " ---> 10f721a22d93"]}));
+        assert_eq!(fake.requests(), [Request::Workflow]);
+        assert!(fake.logs().iter().any(|r| r.message == format!("posting 2 log lines to {url}")));
+    }
+
+    #[test]
+    fn an_error_status_is_an_error_naming_the_url() {
+        let (url, server) = serve_once("503 Service Unavailable", "busy");
+        let err = built(&["line"]).run(&LogsSubmitter, json!({"url": url})).expect_err("the server says no");
+        assert!(err.message.starts_with(&format!("POST {url}: ")), "{err}");
+        assert!(err.message.contains("503"), "{err}");
+        server.join().expect("the server thread ends");
+    }
+
+    #[test]
+    fn posts_the_build_logs_and_names_the_url_when_refused() {
+        // Bound and dropped at once: nothing listens on that port any more.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+        let url = format!("http://{closed}/logs");
+        let build = BuildResult { logs: vec!["Step 1/1 : FROM scratch".into()], ..Default::default() };
+        let fake = FakeHost::new(Phase::Postbuild, Workflow { build_result: Some(build), ..Default::default() });
+
+        let err = fake.run(&LogsSubmitter, json!({"url": url})).expect_err("nothing listens there");
+
+        assert!(err.message.starts_with(&format!("POST {url}: ")), "{err}");
+        assert_eq!(fake.requests(), [Request::Workflow]);
+        assert!(fake.logs().iter().any(|r| r.message == format!("posting 1 log lines to {url}")));
+    }
+
+    #[test]
+    fn before_the_build_there_are_no_logs_to_post() {
+        let fake = FakeHost::new(Phase::Exit, Workflow::default());
+        let err = fake.run(&LogsSubmitter, json!({"url": "http://127.0.0.1:1/"})).expect_err("no build yet");
+        assert_eq!((err.kind, err.message.as_str()), (ErrorKind::Host, "the image has not been built yet"));
+    }
+
+    #[test]
+    fn args_without_a_url_are_refused() {
+        let err = built(&[]).run(&LogsSubmitter, json!({"uri": "x"})).expect_err("no url");
+        assert_eq!(err.kind, ErrorKind::InvalidArgs);
+    }
+}
