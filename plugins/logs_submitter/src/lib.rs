@@ -138,6 +138,7 @@ mod tests {
         server.join().expect("the server thread ends");
     }
 
+    // The example of README.md's "Testing a plugin", as it stands there.
     #[test]
     fn posts_the_build_logs_and_names_the_url_when_refused() {
         // Bound and dropped at once: nothing listens on that port any more.
@@ -151,6 +152,17 @@ mod tests {
         assert!(err.message.starts_with(&format!("POST {url}: ")), "{err}");
         assert_eq!(fake.requests(), [Request::Workflow]);
         assert!(fake.logs().iter().any(|r| r.message == format!("posting 1 log lines to {url}")));
+    }
+
+    #[test]
+    fn the_readme_shows_the_test_above_as_it_stands() {
+        // Lines trimmed, so indentation may differ; the README's copy ends at its first "}" line.
+        fn body(text: &str) -> Vec<&str> {
+            let start = text.find("fn posts_the_build_logs_and_names_the_url_when_refused").expect("the test is there");
+            text[start..].lines().map(str::trim).take_while(|l| *l != "}").filter(|l| !l.is_empty()).collect()
+        }
+        let readme = include_str!("../../../README.md");
+        assert_eq!(body(readme), body(include_str!("lib.rs")));
     }
 
     #[test]
