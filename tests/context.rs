@@ -20,7 +20,7 @@ fn doc(dir: &Path) -> Value {
 }
 
 /// A build of busybox with `lists` (phase lists) and the test plugins, run with `args` and `env`.
-fn build(dir: &Path, lists: Value, args: &[&str], env: &[(&str, &str)]) -> (Run, String) {
+fn build_busybox(dir: &Path, lists: Value, args: &[&str], env: &[(&str, &str)]) -> (Run, String) {
     git_repo(&dir.join("repo"), &[("Dockerfile", "FROM busybox:latest\n")]);
     let image = unique("context");
     let mut value = json!({"image": image, "git_url": "repo"});
@@ -31,6 +31,13 @@ fn build(dir: &Path, lists: Value, args: &[&str], env: &[(&str, &str)]) -> (Run,
         vec!["-v", "--load-plugin", &a, "--load-plugin", &b, "build", "json", &file, "--metadata-file", "m.json"];
     all.extend_from_slice(args);
     (reactor(dir, &all, env), image)
+}
+
+/// A build whose prebuild runs `puller`, with a `DOCKER_CONFIG` that holds no credentials.
+fn pull_without_docker_config(dir: &Path, puller: Value) -> (Run, String) {
+    let empty = dir.join("no-docker-config");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    build_busybox(dir, json!({"prebuild_plugins": [puller]}), &[], &[("DOCKER_CONFIG", empty.to_str().expect("utf-8"))])
 }
 
 fn assert_no_secret(run: &Run, dir: &Path, secrets: &[&str]) {
@@ -47,7 +54,7 @@ fn a_container_runs_with_env_user_and_entrypoint_and_its_output_is_streamed() {
     let dir = workdir();
     let probe = json!({"name": "container_probe", "args": {"image": "busybox:latest", "command": ["-c", "echo $GREETING; id -u"],
         "options": {"env": ["GREETING=hello from the container"], "user": "1234", "entrypoint": ["/bin/sh"], "stream_output": true}}});
-    let (run, image) = build(dir.path(), json!({"postbuild_plugins": [probe]}), &[], &[]);
+    let (run, image) = build_busybox(dir.path(), json!({"postbuild_plugins": [probe]}), &[], &[]);
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
     let result = result_in(&doc(dir.path()), "postbuild", "container_probe");
@@ -61,7 +68,7 @@ fn a_container_that_outlives_its_timeout_is_stopped_and_removed() {
     let probe = json!({"name": "container_probe", "args": {"image": "busybox:latest", "command": ["sleep", "37.9"],
         "options": {"timeout_s": 1}}});
     let started = std::time::Instant::now();
-    let (run, image) = build(dir.path(), json!({"postbuild_plugins": [probe]}), &[], &[]);
+    let (run, image) = build_busybox(dir.path(), json!({"postbuild_plugins": [probe]}), &[], &[]);
     let _cleanup = Images(vec![image]);
     run.expect_code(1);
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "stopped at the timeout");
@@ -85,14 +92,7 @@ fn a_pull_logs_in_with_a_registry_secret_dir_and_is_recorded() {
     let pulled = format!("{AUTH_REGISTRY}/busybox:latest");
     let puller = json!({"name": "puller", "args": {"image": pulled, "secret_dir": secret_dir}});
     // No config.json to fall back on: the secret dir is what logs in.
-    let empty = dir.path().join("no-docker-config");
-    std::fs::create_dir_all(&empty).expect("mkdir");
-    let (run, image) = build(
-        dir.path(),
-        json!({"prebuild_plugins": [puller]}),
-        &[],
-        &[("DOCKER_CONFIG", empty.to_str().expect("utf-8"))],
-    );
+    let (run, image) = pull_without_docker_config(dir.path(), puller);
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
     let doc = doc(dir.path());
@@ -107,15 +107,8 @@ fn a_pull_logs_in_with_a_registry_secret_dir_and_is_recorded() {
 #[test]
 fn a_pull_without_credentials_fails_naming_the_registry() {
     let dir = workdir();
-    let empty = dir.path().join("no-docker-config");
-    std::fs::create_dir_all(&empty).expect("mkdir");
     let puller = json!({"name": "puller", "args": {"image": format!("{AUTH_REGISTRY}/busybox:latest")}});
-    let (run, image) = build(
-        dir.path(),
-        json!({"prebuild_plugins": [puller]}),
-        &[],
-        &[("DOCKER_CONFIG", empty.to_str().expect("utf-8"))],
-    );
+    let (run, image) = pull_without_docker_config(dir.path(), puller);
     let _cleanup = Images(vec![image]);
     run.expect_code(1);
     let failure =
@@ -130,7 +123,7 @@ fn a_push_logs_in_with_docker_config_json_and_no_secret_is_printed() {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{SECRET}"));
     write_files(&config, &[("config.json", &json!({"auths": {AUTH_REGISTRY: {"auth": auth}}}).to_string())]);
     let probe = json!({"name": "context_probe", "args": {"push_to": AUTH_REGISTRY}});
-    let (run, image) = build(
+    let (run, image) = build_busybox(
         dir.path(),
         json!({"postbuild_plugins": [probe]}),
         &[],
@@ -183,7 +176,7 @@ fn plugins_share_state_through_the_build_workspace_and_record_digests() {
         "postbuild_plugins": [{"name": "workspace_probe", "args": {"key": "shared",
             "record": {"name": "elsewhere:5000/pushed:1", "digest": "sha256:0123"}}}]
     });
-    let (run, image) = build(dir.path(), lists, &[], &[]);
+    let (run, image) = build_busybox(dir.path(), lists, &[], &[]);
     let _cleanup = Images(vec![image]);
     run.expect_code(0);
     let doc = doc(dir.path());

@@ -114,6 +114,18 @@ pub const FEATURES: &[Feature] = &[
     },
 ];
 
+/// The level of a record sent through [`HostContext::log`](crate::ffi::HostContext::log), which
+/// carries `log::Level as u8` (1 = error … 5 = trace; anything else reads as trace).
+pub fn log_level(wire: u8) -> log::Level {
+    match wire {
+        1 => log::Level::Error,
+        2 => log::Level::Warn,
+        3 => log::Level::Info,
+        4 => log::Level::Debug,
+        _ => log::Level::Trace,
+    }
+}
+
 /// The feature called `name`, if this crate knows it.
 pub fn feature(name: &str) -> Option<&'static Feature> {
     FEATURES.iter().find(|f| f.name == name)
@@ -278,6 +290,29 @@ impl Request {
             Request::AddTags { .. } => Some(&[Phase::Prebuild, Phase::Buildstep, Phase::Prepublish, Phase::Postbuild]),
             Request::BuildImage | Request::SetBuildResult { .. } => Some(&[Phase::Buildstep]),
             _ => None,
+        }
+    }
+
+    /// The rules a host applies before answering a plugin running in `phase`: once the build is
+    /// `cancelled`, only exit plugins get more than `is_cancelled` answered, and a request is
+    /// refused outside [`Request::phases`].
+    pub fn admit(&self, phase: Phase, cancelled: bool) -> Result<(), crate::PluginError> {
+        use crate::{ErrorKind, PluginError};
+        if *self == Request::IsCancelled {
+            return Ok(());
+        }
+        if cancelled && phase != Phase::Exit {
+            return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled"));
+        }
+        match self.phases().filter(|phases| !phases.contains(&phase)) {
+            Some(phases) => {
+                let allowed: Vec<&str> = phases.iter().map(|p| p.name()).collect();
+                Err(PluginError::with_kind(
+                    ErrorKind::Host,
+                    format!("a plugin may {} only in {}, not in {phase}", self.what(), allowed.join("/")),
+                ))
+            }
+            None => Ok(()),
         }
     }
 

@@ -405,22 +405,8 @@ impl FakeHostContext {
     fn answer(&self, request: Request) -> Result<Value, PluginError> {
         self.shared.state().requests.push(request.clone());
         let cancelled = self.shared.cancelled.is_cancelled();
-        if request == Request::IsCancelled {
-            return Ok(json!(cancelled));
-        }
-        // As in reactor: once cancelled, only the exit plugins get anything done.
-        if cancelled && self.phase != Phase::Exit {
-            return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled"));
-        }
-        if let Some(phases) = request.phases().filter(|phases| !phases.contains(&self.phase)) {
-            let allowed: Vec<&str> = phases.iter().map(|p| p.name()).collect();
-            return Err(host_error(format!(
-                "a plugin may {} only in {}, not in {}",
-                request.what(),
-                allowed.join("/"),
-                self.phase
-            )));
-        }
+        // As in reactor: the same rules of phase and cancellation.
+        request.admit(self.phase, cancelled)?;
         let op = op_of(&request);
         // Cloned out of the lock: the answer may read the state itself (on_build does).
         let scripted = self.shared.state().answers.get(&op).cloned();
@@ -505,13 +491,7 @@ impl FakeHostContext {
 
 impl HostContext for FakeHostContext {
     fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
-        let level = match level {
-            1 => log::Level::Error,
-            2 => log::Level::Warn,
-            3 => log::Level::Info,
-            4 => log::Level::Debug,
-            _ => log::Level::Trace,
-        };
+        let level = crate::protocol::log_level(level);
         let record = LogRecord { level, target: target.as_str().to_owned(), message: message.as_str().to_owned() };
         self.shared.state().logs.push(record);
     }

@@ -38,22 +38,7 @@ impl PluginContext {
 
     fn answer(&self, request: Request) -> Result<Value, PluginError> {
         let cancelled = self.session.cancel.is_cancelled();
-        if request == Request::IsCancelled {
-            return Ok(json!(cancelled));
-        }
-        // Once cancelled, only the exit plugins get anything done; the others are told so.
-        if cancelled && self.phase != Phase::Exit {
-            return Err(cancelled_error());
-        }
-        if let Some(phases) = request.phases().filter(|phases| !phases.contains(&self.phase)) {
-            let allowed: Vec<&str> = phases.iter().map(|p| p.name()).collect();
-            return Err(host_error(format!(
-                "a plugin may {} only in {}, not in {}",
-                request.what(),
-                allowed.join("/"),
-                self.phase
-            )));
-        }
+        request.admit(self.phase, cancelled)?;
         match request {
             Request::Workflow => to_json(self.session.state().snapshot()),
             Request::SetDockerfile { text } => {
@@ -204,13 +189,7 @@ fn to_json(value: impl serde::Serialize) -> Result<Value, PluginError> {
 
 impl HostContext for PluginContext {
     fn log(&self, level: u8, target: RStr<'_>, message: RStr<'_>) {
-        let level = match level {
-            1 => log::Level::Error,
-            2 => log::Level::Warn,
-            3 => log::Level::Info,
-            4 => log::Level::Debug,
-            _ => log::Level::Trace,
-        };
+        let level = reactor_plugin_api::protocol::log_level(level);
         // The plugin's own target stays visible, so its lines can be filtered like the host's.
         let target = format!("plugin::{}::{}", self.key, target.as_str());
         if level <= log::max_level() {
