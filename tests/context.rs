@@ -90,7 +90,8 @@ fn a_pull_logs_in_with_a_registry_secret_dir_and_is_recorded() {
         &[(".dockercfg", &json!({AUTH_REGISTRY: {"username": USER, "password": SECRET}}).to_string())],
     );
     let pulled = format!("{AUTH_REGISTRY}/busybox:latest");
-    let puller = json!({"name": "puller", "args": {"image": pulled, "secret_dir": secret_dir}});
+    // Insecure, as a plain-HTTP registry is; the engine treats loopback registries so.
+    let puller = json!({"name": "puller", "args": {"image": pulled, "secret_dir": secret_dir, "insecure": true}});
     // No config.json to fall back on: the secret dir is what logs in.
     let (run, image) = pull_without_docker_config(dir.path(), puller);
     let _cleanup = Images(vec![image]);
@@ -102,6 +103,21 @@ fn a_pull_logs_in_with_a_registry_secret_dir_and_is_recorded() {
     assert!(recorded["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{recorded}");
     assert_eq!(result_in(&doc, "prebuild", "puller"), *recorded);
     assert_no_secret(&run, dir.path(), &[SECRET]);
+}
+
+#[test]
+fn a_registry_marked_insecure_that_the_engine_treats_as_secure_is_refused_saying_what_to_change() {
+    let dir = workdir();
+    // TEST-NET-1: never routed, so only the check can answer, at once.
+    let puller = json!({"name": "puller", "args": {"image": "192.0.2.1:5000/busybox:latest", "insecure": true}});
+    let (run, image) = build_busybox(dir.path(), json!({"prebuild_plugins": [puller]}), &[], &[]);
+    let _cleanup = Images(vec![image]);
+    run.expect_code(1);
+    assert!(
+        run.stderr.contains("prebuild plugin 'puller' failed: 192.0.2.1:5000 is marked insecure, but the Docker engine treats it as secure (TLS verified): add it to \"insecure-registries\" in the engine's daemon.json"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

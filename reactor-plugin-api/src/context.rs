@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ffi::HostCtx;
-use crate::protocol::{ContainerOptions, HostHello, PulledImage, PushOutcome, Request};
+use crate::protocol::{ContainerOptions, HostHello, PulledImage, PushOutcome, RegistryAccess, Request};
 use crate::{BuildResult, ErrorKind, PluginError, RunOutput, Workflow};
 
 /// Given to [`Plugin::run`](crate::Plugin::run); every method is a request to the host.
@@ -77,27 +77,34 @@ impl Context {
     }
 
     /// Pushes `name` (`registry/repo:tag`) and returns the digest the registry reported, which
-    /// is also recorded. A host with `registry.credentials` logs in with the registry's entry
-    /// in Docker's `config.json`.
+    /// is also recorded. A host of protocol 1.1 logs in with the registry's entry in Docker's
+    /// `config.json`.
     pub fn push_image(&self, name: &str) -> Result<Option<String>, PluginError> {
-        let outcome: PushOutcome =
-            self.call(&Request::PushImage { name: name.to_owned(), registry_secret_dir: None })?;
-        Ok(outcome.digest)
+        self.push_image_with(name, &RegistryAccess::default())
     }
 
-    /// Pushes `name`, logging in with the `.dockercfg` in `secret_dir` (atomic-reactor's
-    /// `registry_secret_dir`); needs `registry.credentials`.
-    pub fn push_image_with_secret(&self, name: &str, secret_dir: &str) -> Result<Option<String>, PluginError> {
-        let request = Request::PushImage { name: name.to_owned(), registry_secret_dir: Some(secret_dir.to_owned()) };
+    /// Pushes `name` as [`Context::push_image`] does, logging in with the `.dockercfg` of
+    /// `access.secret_dir` and checking that the engine treats an `insecure` registry as such;
+    /// either needs `registry.access`.
+    pub fn push_image_with(&self, name: &str, access: &RegistryAccess) -> Result<Option<String>, PluginError> {
+        let request = Request::PushImage {
+            name: name.to_owned(),
+            registry_secret_dir: access.secret_dir.clone(),
+            insecure: access.insecure,
+        };
         let outcome: PushOutcome = self.call(&request)?;
         Ok(outcome.digest)
     }
 
-    /// Pulls `name`, logging in with the registry's credentials (from `secret_dir`'s
+    /// Pulls `name`, logging in with the registry's credentials (from `access.secret_dir`'s
     /// `.dockercfg` when given, else Docker's `config.json`); the pull is recorded in the
     /// workflow's `pulled_images`. Needs `images.pull`.
-    pub fn pull_image(&self, name: &str, secret_dir: Option<&str>) -> Result<PulledImage, PluginError> {
-        self.call(&Request::PullImage { name: name.to_owned(), registry_secret_dir: secret_dir.map(str::to_owned) })
+    pub fn pull_image(&self, name: &str, access: &RegistryAccess) -> Result<PulledImage, PluginError> {
+        self.call(&Request::PullImage {
+            name: name.to_owned(),
+            registry_secret_dir: access.secret_dir.clone(),
+            insecure: access.insecure,
+        })
     }
 
     /// Records that the plugin pushed `name` with `digest` itself; needs `digests.record`.

@@ -89,10 +89,10 @@ pub const FEATURES: &[Feature] = &[
         summary: "pull an image, with the registry's credentials",
     },
     Feature {
-        name: "registry.credentials",
+        name: "registry.access",
         protocol: Protocol { major: 1, minor: 1 },
         reactor: "0.2.0",
-        summary: "pushes and pulls log in with Docker's config.json or a registry_secret_dir",
+        summary: "pushes and pulls log in with Docker's config.json or a registry_secret_dir, and may mark a registry insecure",
     },
     Feature {
         name: "containers.options",
@@ -226,14 +226,18 @@ pub enum Request {
     InspectImage { name: String },
     /// Tags `source` as `target` (`repo[:tag]`).
     TagImage { source: String, target: String },
-    /// Pushes `name` (`registry/repo:tag`): answered with [`PushOutcome`]. With
-    /// `registry.credentials`, the host logs in with the registry's credentials.
+    /// Pushes `name` (`registry/repo:tag`): answered with [`PushOutcome`]. Since protocol 1.1
+    /// the host logs in with the registry's credentials; `registry_secret_dir` and `insecure`
+    /// need `registry.access`.
     PushImage {
         name: String,
         /// A directory holding a `.dockercfg` for the registry (atomic-reactor's
         /// `registry_secret_dir`); else Docker's `config.json` is used.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         registry_secret_dir: Option<String>,
+        /// The registry is insecure (see [`RegistryAccess::insecure`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        insecure: bool,
     },
     /// Removes an image.
     RemoveImage { name: String, force: bool },
@@ -258,6 +262,9 @@ pub enum Request {
         /// As for [`Request::PushImage`].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         registry_secret_dir: Option<String>,
+        /// As for [`Request::PushImage`].
+        #[serde(default, skip_serializing_if = "is_false")]
+        insecure: bool,
     },
     /// Reads the build's workspace entry `key` (`workspace`): answered with its JSON, `null`
     /// when unset.
@@ -273,7 +280,9 @@ impl Request {
     pub fn feature(&self) -> Option<&'static str> {
         match self {
             Request::PullImage { .. } => Some("images.pull"),
-            Request::PushImage { registry_secret_dir: Some(_), .. } => Some("registry.credentials"),
+            Request::PushImage { registry_secret_dir: Some(_), .. } | Request::PushImage { insecure: true, .. } => {
+                Some("registry.access")
+            }
             Request::RunContainer { options, .. } if !options.is_default() => Some("containers.options"),
             Request::GetWorkspace { .. } | Request::SetWorkspace { .. } => Some("workspace"),
             Request::RecordDigest { .. } => Some("digests.record"),
@@ -337,6 +346,24 @@ impl Request {
             Request::RecordDigest { .. } => "record a digest",
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
+}
+
+/// How a pull or push reaches its registry.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RegistryAccess {
+    /// A directory holding the registry's `.dockercfg` (atomic-reactor's `registry_secret_dir`);
+    /// without one, Docker's `config.json` is used.
+    pub secret_dir: Option<String>,
+    /// The registry speaks plain HTTP or has a certificate that cannot be verified (atomic-reactor's
+    /// `insecure`). The Docker engine decides how it talks to a registry (its `insecure-registries`;
+    /// loopback registries are insecure by default), so the host checks that the engine treats the
+    /// registry as insecure and refuses the request, saying what to change, when it does not.
+    pub insecure: bool,
 }
 
 /// How [`Request::RunContainer`] runs its container (`containers.options`).

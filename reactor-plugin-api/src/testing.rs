@@ -67,7 +67,7 @@ use serde_json::{json, Value};
 
 use crate::dockerfile::Dockerfile;
 use crate::ffi::{HostContext, HostContext_TO, HostCtx};
-use crate::protocol::{self, ContainerOptions, HostHello, Protocol, PulledImage, PushOutcome, Request};
+use crate::protocol::{self, ContainerOptions, HostHello, Protocol, PulledImage, PushOutcome, RegistryAccess, Request};
 use crate::{guard, host_log, Args, BuildResult, Context, ErrorKind, Phase, Plugin, PluginError, RunOutput, Workflow};
 
 /// A scripted answer to one kind of request (by its `op`).
@@ -227,24 +227,28 @@ impl FakeHost {
         })
     }
 
-    /// Answers `pull_image` with what `pull(name, registry_secret_dir)` returns.
+    /// Answers `pull_image` with what `pull(name, access)` returns.
     pub fn on_pull(
         self,
-        pull: impl Fn(&str, Option<&str>) -> Result<PulledImage, PluginError> + Send + Sync + 'static,
+        pull: impl Fn(&str, &RegistryAccess) -> Result<PulledImage, PluginError> + Send + Sync + 'static,
     ) -> FakeHost {
         self.answer_with("pull_image", move |request| match request {
-            Request::PullImage { name, registry_secret_dir } => to_json(pull(name, registry_secret_dir.as_deref())?),
+            Request::PullImage { name, registry_secret_dir, insecure } => {
+                to_json(pull(name, &RegistryAccess { secret_dir: registry_secret_dir.clone(), insecure: *insecure })?)
+            }
             other => Err(mismatch("pull_image", other)),
         })
     }
 
-    /// Answers `push_image` with what `push(name, registry_secret_dir)` returns.
+    /// Answers `push_image` with what `push(name, access)` returns.
     pub fn on_push(
         self,
-        push: impl Fn(&str, Option<&str>) -> Result<PushOutcome, PluginError> + Send + Sync + 'static,
+        push: impl Fn(&str, &RegistryAccess) -> Result<PushOutcome, PluginError> + Send + Sync + 'static,
     ) -> FakeHost {
         self.answer_with("push_image", move |request| match request {
-            Request::PushImage { name, registry_secret_dir } => to_json(push(name, registry_secret_dir.as_deref())?),
+            Request::PushImage { name, registry_secret_dir, insecure } => {
+                to_json(push(name, &RegistryAccess { secret_dir: registry_secret_dir.clone(), insecure: *insecure })?)
+            }
             other => Err(mismatch("push_image", other)),
         })
     }
@@ -663,7 +667,7 @@ mod tests {
         let seen = fake
             .run(
                 &probe(|ctx| {
-                    let err = ctx.pull_image("busybox", None).expect_err("no images.pull");
+                    let err = ctx.pull_image("busybox", &RegistryAccess::default()).expect_err("no images.pull");
                     ctx.set_workspace("probe", &json!({"n": 1}))?;
                     Ok(json!([ctx.supports("images.pull"), ctx.supports("workspace"), err.kind, err.message]))
                 }),
@@ -680,8 +684,8 @@ mod tests {
     fn engine_requests_answer_from_the_script_and_are_recorded_as_reactor_records_them() {
         let fake = FakeHost::new(Phase::Buildstep, Workflow { image: "app:1".into(), ..Default::default() })
             .on_inspect(|name| Ok(json!({"Id": format!("sha256:{name}")})))
-            .on_pull(|name, secret_dir| {
-                Ok(PulledImage { name: name.into(), id: "sha256:p".into(), digest: secret_dir.map(str::to_owned) })
+            .on_pull(|name, access| {
+                Ok(PulledImage { name: name.into(), id: "sha256:p".into(), digest: access.secret_dir.clone() })
             })
             .on_push(|name, _| Ok(PushOutcome { digest: Some(format!("sha256:{}", name.len())) }))
             .on_run_container(|image, command, options| {
@@ -701,7 +705,7 @@ mod tests {
                     let output = ctx.run_container_with("busybox", &["echo", "hi"], options)?;
                     Ok(json!({
                         "inspect": ctx.inspect_image("busybox")?,
-                        "pull": ctx.pull_image("r.example/a:1", Some("/secrets"))?,
+                        "pull": ctx.pull_image("r.example/a:1", &RegistryAccess { secret_dir: Some("/secrets".into()), insecure: false })?,
                         "push": ctx.push_image("r.example/a:2")?,
                         "run": output,
                         "build": ctx.build_image()?.image_id,

@@ -8,6 +8,7 @@ mod build;
 mod container;
 mod context;
 mod image;
+mod registry;
 
 use std::time::Duration;
 

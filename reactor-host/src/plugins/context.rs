@@ -76,8 +76,9 @@ impl PluginContext {
                 self.block_on(engine.tag_image(&source, &target))?;
                 Ok(Value::Null)
             }
-            Request::PushImage { name, registry_secret_dir } => {
+            Request::PushImage { name, registry_secret_dir, insecure } => {
                 let engine = self.engine()?;
+                self.check_insecure(&engine, &name, insecure)?;
                 let credentials = registry_credentials(&name, registry_secret_dir.as_deref())?;
                 let digest = self.block_on(engine.push_image(&name, credentials.as_ref()))?;
                 if let Some(digest) = &digest {
@@ -85,8 +86,9 @@ impl PluginContext {
                 }
                 to_json(PushOutcome { digest })
             }
-            Request::PullImage { name, registry_secret_dir } => {
+            Request::PullImage { name, registry_secret_dir, insecure } => {
                 let engine = self.engine()?;
+                self.check_insecure(&engine, &name, insecure)?;
                 let credentials = registry_credentials(&name, registry_secret_dir.as_deref())?;
                 let pulled = self.block_on(engine.pull_image(&name, credentials.as_ref()))?;
                 let pulled = PulledImage { name, id: pulled.id, digest: pulled.digest };
@@ -132,6 +134,20 @@ impl PluginContext {
                 Ok(Value::Null)
             }
         }
+    }
+
+    /// A registry the plugin says is insecure must be one the engine may reach insecurely: the
+    /// engine, not reactor, talks to it, and would otherwise fail later with a TLS error.
+    fn check_insecure(&self, engine: &Engine, image: &str, insecure: bool) -> Result<(), PluginError> {
+        let Some(registry) = registry_of(image).filter(|_| insecure) else {
+            return Ok(());
+        };
+        if self.block_on(engine.treats_as_insecure(registry))? {
+            return Ok(());
+        }
+        Err(host_error(format!(
+            "{registry} is marked insecure, but the Docker engine treats it as secure (TLS verified): add it to \"insecure-registries\" in the engine's daemon.json (loopback registries are insecure by default)"
+        )))
     }
 
     fn engine(&self) -> Result<Engine, PluginError> {
