@@ -85,33 +85,38 @@ fn a_newer_plugin_that_only_may_use_a_missing_feature_runs_and_gets_a_clear_erro
     );
 }
 
-#[test]
-fn a_newer_plugin_that_needs_a_missing_feature_is_refused_in_one_line() {
-    let file = so(&compat("v1.2"), "compat_needs");
-    let (run, doc) = build_with(&file, "compat_needs");
+/// Loads `plugin` from `file` for a real build and asserts that reactor refuses it with exit 3,
+/// exactly one error line, `line`, and the same exit code in the result document.
+fn assert_refused(file: &str, plugin: &str, line: &str) {
+    let (run, doc) = build_with(file, plugin);
     run.expect_code(3);
-    assert_eq!(
-        run.errors().iter().map(|l| l.split(" ERROR reactor::app] ").nth(1).unwrap_or(l)).collect::<Vec<_>>(),
-        [format!(
-            "--load-plugin {file}: plugin 'compat_needs' 1.2.0 (reactor-plugin-api 1.2.0) needs the host feature 'images.squash', which this reactor ({REACTOR}, reactor-plugin-api {API}) lacks: upgrade reactor to ≥ 0.3.0"
-        )]
-    );
+    let errors: Vec<&str> = run.errors().iter().map(|l| l.split(" ERROR reactor::app] ").nth(1).unwrap_or(l)).collect();
+    assert_eq!(errors, [line], "{}", run.stderr);
     assert_eq!(doc["exit_code"], 3);
     assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
 }
 
 #[test]
+fn a_newer_plugin_that_needs_a_missing_feature_is_refused_in_one_line() {
+    let file = so(&compat("v1.2"), "compat_needs");
+    assert_refused(
+        &file,
+        "compat_needs",
+        &format!(
+            "--load-plugin {file}: plugin 'compat_needs' 1.2.0 (reactor-plugin-api 1.2.0) needs the host feature 'images.squash', which this reactor ({REACTOR}, reactor-plugin-api {API}) lacks: upgrade reactor to ≥ 0.3.0"
+        ),
+    );
+}
+
+#[test]
 fn a_plugin_of_the_next_major_is_refused_in_one_line() {
     let file = so(&compat("v2.0"), "compat_next");
-    let (run, _) = build_with(&file, "compat_next");
-    run.expect_code(3);
-    assert_eq!(run.errors().len(), 1, "{}", run.stderr);
-    assert!(
-        run.errors()[0].ends_with(&format!(
+    assert_refused(
+        &file,
+        "compat_next",
+        &format!(
             "--load-plugin {file}: built against reactor-plugin-api 2.0.0, a newer major than this reactor's ({REACTOR}, reactor-plugin-api {API}): upgrade reactor to a release for reactor-plugin-api 2.x, or use a build of the plugin for reactor-plugin-api 1.x"
-        )),
-        "{}",
-        run.stderr
+        ),
     );
 }
 
@@ -123,15 +128,12 @@ fn a_plugin_of_the_same_version_with_another_layout_is_refused_saying_so() {
             .expect("the fork's manifest");
     assert!(fork.contains(&format!("version = \"{API}\"")), "tests/compat/fork must claim reactor-plugin-api {API}");
     let file = so(&compat("fork"), "compat_fork");
-    let (run, _) = build_with(&file, "compat_fork");
-    run.expect_code(3);
-    assert_eq!(run.errors().len(), 1, "{}", run.stderr);
-    assert!(
-        run.errors()[0].ends_with(&format!(
+    assert_refused(
+        &file,
+        "compat_fork",
+        &format!(
             "--load-plugin {file}: built against reactor-plugin-api {API}, the same version as this reactor's, but with another binary layout (same version, different layout: a fork or an unreleased change of reactor-plugin-api): rebuild the plugin against the released reactor-plugin-api {API} (-v shows the layout report)"
-        )),
-        "{}",
-        run.stderr
+        ),
     );
 }
 

@@ -108,12 +108,12 @@ impl Engine {
 /// Reassembles lines from the engine's stream, whose items may hold part of a line (the
 /// "Step 1/4 : FROM x" text and its newline arrive separately) or several lines.
 #[derive(Default)]
-struct LineSplitter {
+pub(super) struct LineSplitter {
     pending: String,
 }
 
 impl LineSplitter {
-    fn push(&mut self, text: &str, mut emit: impl FnMut(&str)) {
+    pub(super) fn push(&mut self, text: &str, mut emit: impl FnMut(&str)) {
         self.pending.push_str(text);
         while let Some(end) = self.pending.find('\n') {
             let line: String = self.pending.drain(..=end).collect();
@@ -124,7 +124,7 @@ impl LineSplitter {
         }
     }
 
-    fn finish(&mut self, mut emit: impl FnMut(&str)) {
+    pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
         let rest = std::mem::take(&mut self.pending);
         let rest = rest.trim_end();
         if !rest.is_empty() {

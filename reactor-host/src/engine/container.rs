@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use reactor_plugin_api::protocol::ContainerOptions;
 use reactor_plugin_api::RunOutput;
 
+use super::build::LineSplitter;
 use super::{Engine, Error};
 
 /// Why a container run ended early.
@@ -63,7 +64,7 @@ impl Engine {
         // Following the logs ends when the container exits; the exit code is asked afterwards.
         let options = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(true).build();
         let mut logs = self.docker.logs(id, Some(options));
-        let mut pending = String::new();
+        let mut lines = LineSplitter::default();
         while let Some(item) = logs.next().await {
             let (sink, message) = match item.map_err(|e| self.error(e))? {
                 LogOutput::StdErr { message } => (&mut output.stderr, message),
@@ -73,16 +74,10 @@ impl Engine {
             let text = String::from_utf8_lossy(&message);
             sink.push_str(&text);
             if stream {
-                pending.push_str(&text);
-                while let Some(end) = pending.find('\n') {
-                    on_line(pending[..end].trim_end_matches('\r'));
-                    pending.drain(..=end);
-                }
+                lines.push(&text, &mut *on_line);
             }
         }
-        if stream && !pending.is_empty() {
-            on_line(&pending);
-        }
+        lines.finish(on_line);
         output.exit_code = match self.docker.wait_container(id, None).next().await {
             Some(Ok(response)) => response.status_code,
             // bollard reports a non-zero exit as an error carrying the code.

@@ -124,21 +124,19 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -
         session.record_run(run);
         return Err(error);
     };
-    let result = match &outcome {
-        Ok(value) => value.clone(),
-        Err(err) => json!({"error": err.message, "kind": err.kind}),
-    };
-    match &outcome {
-        Ok(_) => log::debug!(
-            "{phase} plugin '{key}' finished in {:.3}s, returning {}",
-            duration.as_secs_f64(),
-            shorten(&result.to_string())
-        ),
-        Err(_) => log::debug!("{phase} plugin '{key}' failed after {:.3}s", duration.as_secs_f64()),
-    }
-    let (status, error) = match &outcome {
-        Ok(_) => (RunStatus::Succeeded, None),
-        Err(e) => (RunStatus::Failed, Some(e.message.clone())),
+    let (status, error, result) = match &outcome {
+        Ok(value) => {
+            log::debug!(
+                "{phase} plugin '{key}' finished in {:.3}s, returning {}",
+                duration.as_secs_f64(),
+                shorten(&value.to_string())
+            );
+            (RunStatus::Succeeded, None, value.clone())
+        }
+        Err(err) => {
+            log::debug!("{phase} plugin '{key}' failed after {:.3}s", duration.as_secs_f64());
+            (RunStatus::Failed, Some(err.message.clone()), json!({"error": err.message, "kind": err.kind}))
+        }
     };
     session.record_run(PluginRun { phase, key, started, duration, status, error, result: Some(result) });
     outcome
