@@ -56,12 +56,10 @@ impl log::Log for RedactingLogger {
         if !self.0.enabled(record.metadata()) {
             return;
         }
+        // Formatted once here; env_logger then copies the text.
         let text = record.args().to_string();
-        if !text.contains("://") {
-            return self.0.log(record);
-        }
-        let clean = credentials::redact_url(&text);
-        self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{clean}")).build());
+        let text = if text.contains("://") { credentials::redact_url(&text) } else { text };
+        self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{text}")).build());
     }
 
     fn flush(&self) {
