@@ -5,6 +5,9 @@
 //! reach the build only through its [`Context`](reactor_plugin_api::Context).
 #![deny(missing_docs)]
 
+pub mod image_name;
+pub mod shared;
+
 mod docker_api;
 mod dockerfile_content;
 

@@ -1,0 +1,76 @@
+//! What built-ins hand each other through the build's workspace (`Context::workspace`), under
+//! the keys atomic-reactor used: the tags to push (`tag_conf`) and what `remove_built_image`
+//! removes at the end (`remove_built_image`). A loaded plugin may read and extend them too.
+
+use reactor_plugin_api::{Context, PluginError};
+use serde::{Deserialize, Serialize};
+
+/// The workspace key of [`TagConf`].
+pub const TAG_CONF: &str = "tag_conf";
+/// The workspace key of [`ToRemove`].
+pub const TO_REMOVE: &str = "remove_built_image";
+
+/// The names the built image is to be pushed under, as atomic-reactor's `tag_conf`: unique names
+/// (one per build, `name:<image tag>`) and primary ones (`name:V-R`, `name:V`, `name:latest`,
+/// the `additional-tags`). `tag_and_push` pushes both; without a unique name it adds the image's.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TagConf {
+    /// One per build.
+    pub unique_images: Vec<String>,
+    /// Moving tags.
+    pub primary_images: Vec<String>,
+}
+
+impl TagConf {
+    /// The build's tag_conf so far.
+    pub fn load(ctx: &Context) -> Result<TagConf, PluginError> {
+        Ok(ctx.workspace(TAG_CONF)?.unwrap_or_default())
+    }
+
+    /// Stores it for the plugins that follow.
+    pub fn store(&self, ctx: &Context) -> Result<(), PluginError> {
+        ctx.set_workspace(TAG_CONF, self)
+    }
+
+    /// Every name, unique first, each once.
+    pub fn all(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for name in self.unique_images.iter().chain(&self.primary_images) {
+            if !all.contains(name) {
+                all.push(name.clone());
+            }
+        }
+        all
+    }
+}
+
+/// What `remove_built_image` removes besides the built image: the tags `tag_and_push` made to
+/// push (`images_to_remove`, atomic-reactor's deferred removals) and the base image names
+/// `pull_base_image` pulled or made (`base_images`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ToRemove {
+    /// Pushed names (`registry/name:tag`).
+    pub images_to_remove: Vec<String>,
+    /// Pulled base names and their re-tags.
+    pub base_images: Vec<String>,
+}
+
+impl ToRemove {
+    /// Adds `names` to the list `pick` chooses, keeping what other plugins stored.
+    pub fn add(
+        ctx: &Context,
+        pick: fn(&mut ToRemove) -> &mut Vec<String>,
+        names: &[String],
+    ) -> Result<(), PluginError> {
+        let mut to_remove: ToRemove = ctx.workspace(TO_REMOVE)?.unwrap_or_default();
+        let list = pick(&mut to_remove);
+        for name in names {
+            if !list.contains(name) {
+                list.push(name.clone());
+            }
+        }
+        ctx.set_workspace(TO_REMOVE, &to_remove)
+    }
+}
