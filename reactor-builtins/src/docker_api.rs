@@ -9,6 +9,9 @@
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::{json, Value};
 
+pub(crate) const RETURNS: &str =
+    "`{\"image_id\", \"failed\", \"fail_reason\"}`; the build's log lines are in the result document's `build.logs`";
+
 /// Builds the image with the host's engine.
 pub struct DockerApi;
 

@@ -8,6 +8,8 @@
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::{json, Value};
 
+pub(crate) const RETURNS: &str = "the Dockerfile's text, as a string";
+
 /// Returns the Dockerfile's text.
 pub struct DockerfileContent;
 

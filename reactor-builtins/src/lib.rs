@@ -6,6 +6,7 @@
 #![deny(missing_docs)]
 
 pub mod image_name;
+pub mod reference;
 pub mod shared;
 
 mod docker_api;
@@ -19,6 +20,15 @@ use reactor_plugin_api::Plugin;
 /// Every built-in plugin. If it is not on this list, it is not registered.
 pub fn all() -> Vec<Box<dyn Plugin>> {
     vec![Box::new(DockerfileContent), Box::new(DockerApi)]
+}
+
+/// What the built-in `key` returns as its result, in a sentence, for the reference page.
+pub fn returns(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "docker_api" => docker_api::RETURNS,
+        "dockerfile_content" => dockerfile_content::RETURNS,
+        _ => return None,
+    })
 }
 
 /// The builder used when a build.json lists no buildstep plugins.
