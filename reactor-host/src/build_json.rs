@@ -89,15 +89,32 @@ struct RawBuildJson {
     git_commit: Option<String>,
     git_dockerfile_path: Option<String>,
     target_registries: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     target_registries_insecure: bool,
     parent_registry: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     parent_registry_insecure: bool,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "flag")]
     dont_pull_base_image: bool,
     #[serde(flatten)]
     rest: BTreeMap<String, Value>,
+}
+
+/// A yes/no field: a JSON bool, or the strings "true"/"false" in any case, which atomic-reactor's
+/// own example build.json uses (`"target_registries_insecure": "True"`).
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Text(String),
+    }
+    match Flag::deserialize(deserializer)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Text(t) if t.eq_ignore_ascii_case("true") => Ok(true),
+        Flag::Text(t) if t.eq_ignore_ascii_case("false") => Ok(false),
+        Flag::Text(t) => Err(serde::de::Error::custom(format!("expected true or false, found \"{t}\""))),
+    }
 }
 
 #[derive(Deserialize)]
@@ -384,6 +401,20 @@ mod tests {
         assert!(err.contains("plugin 'a' is listed 2 times in `postbuild_plugins`"), "{err}");
         let err = parse_with(build, &["image.tag=1"]).expect_err("not an object").to_string();
         assert!(err.contains("`image` is not an object"), "{err}");
+    }
+
+    #[test]
+    fn yes_no_fields_take_atomic_reactors_string_spelling() {
+        let r = parse_str(
+            r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "target_registries_insecure": "True",
+            "parent_registry_insecure": "false", "dont_pull_base_image": true}"#,
+        )
+        .expect("valid");
+        assert!(r.registries.target_insecure && !r.registries.parent_insecure && r.registries.dont_pull_base_image);
+        let err = parse_str(r#"{"image": "x", "git_url": "g", "target_registries_insecure": "yes"}"#)
+            .expect_err("not a flag")
+            .to_string();
+        assert!(err.contains("/target_registries_insecure"), "{err}");
     }
 
     #[test]
