@@ -4,6 +4,7 @@
 
 mod util;
 
+mod atomic_reactor_examples;
 mod build_json;
 mod cancel;
 mod compat;
