@@ -98,6 +98,8 @@ pub fn plugin(name: &str) -> String {
                 "test_puller",
                 "-p",
                 "test_invalid",
+                "-p",
+                "builtins_module",
             ])
             .env("CARGO_TARGET_DIR", target_dir())
             .status()
