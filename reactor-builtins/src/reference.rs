@@ -102,6 +102,10 @@ fn collect_rows(schema: &Value, prefix: &str, rows: &mut Vec<Row>) {
     let Some(properties) = schema["properties"].as_object() else {
         return;
     };
+    // By name: the page must not depend on whether serde_json keeps the schema's order
+    // (`preserve_order`, which a workspace build turns on).
+    let mut properties: Vec<(&String, &Value)> = properties.iter().collect();
+    properties.sort_by_key(|(name, _)| name.as_str());
     for (name, property) in properties {
         let full = format!("{prefix}{name}");
         rows.push(Row {
