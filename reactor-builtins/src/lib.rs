@@ -12,14 +12,25 @@ pub mod shared;
 mod docker_api;
 mod dockerfile_content;
 
+// Labels and the Dockerfile in the image (prebuild).
+mod add_labels_in_dockerfile;
+mod image_labels;
+
 pub use docker_api::DockerApi;
 pub use dockerfile_content::DockerfileContent;
+
+pub use add_labels_in_dockerfile::AddLabelsInDockerfile;
 
 use reactor_plugin_api::Plugin;
 
 /// Every built-in plugin. If it is not on this list, it is not registered.
 pub fn all() -> Vec<Box<dyn Plugin>> {
-    vec![Box::new(DockerfileContent), Box::new(DockerApi)]
+    vec![
+        Box::new(DockerfileContent),
+        Box::new(DockerApi),
+        // Labels and the Dockerfile in the image.
+        Box::new(AddLabelsInDockerfile),
+    ]
 }
 
 /// What the built-in `key` returns as its result, in a sentence, for the reference page.
@@ -27,6 +38,7 @@ pub fn returns(key: &str) -> Option<&'static str> {
     Some(match key {
         "docker_api" => docker_api::RETURNS,
         "dockerfile_content" => dockerfile_content::RETURNS,
+        "add_labels_in_dockerfile" => add_labels_in_dockerfile::RETURNS,
         _ => return None,
     })
 }
