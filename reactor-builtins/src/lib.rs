@@ -14,12 +14,16 @@ mod dockerfile_content;
 
 // Labels and the Dockerfile in the image (prebuild).
 mod add_labels_in_dockerfile;
+mod assert_labels;
+mod distribution_scope;
 mod image_labels;
 
 pub use docker_api::DockerApi;
 pub use dockerfile_content::DockerfileContent;
 
 pub use add_labels_in_dockerfile::AddLabelsInDockerfile;
+pub use assert_labels::AssertLabels;
+pub use distribution_scope::DistributionScope;
 
 use reactor_plugin_api::Plugin;
 
@@ -30,6 +34,8 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(DockerApi),
         // Labels and the Dockerfile in the image.
         Box::new(AddLabelsInDockerfile),
+        Box::new(AssertLabels),
+        Box::new(DistributionScope),
     ]
 }
 
@@ -39,6 +45,8 @@ pub fn returns(key: &str) -> Option<&'static str> {
         "docker_api" => docker_api::RETURNS,
         "dockerfile_content" => dockerfile_content::RETURNS,
         "add_labels_in_dockerfile" => add_labels_in_dockerfile::RETURNS,
+        "assert_labels" => assert_labels::RETURNS,
+        "distribution_scope" => distribution_scope::RETURNS,
         _ => return None,
     })
 }
