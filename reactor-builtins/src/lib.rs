@@ -13,16 +13,20 @@ mod docker_api;
 mod dockerfile_content;
 
 // Labels and the Dockerfile in the image (prebuild).
+mod add_dockerfile;
 mod add_labels_in_dockerfile;
 mod assert_labels;
+mod cp_dockerfile;
 mod distribution_scope;
 mod image_labels;
 
 pub use docker_api::DockerApi;
 pub use dockerfile_content::DockerfileContent;
 
+pub use add_dockerfile::AddDockerfile;
 pub use add_labels_in_dockerfile::AddLabelsInDockerfile;
 pub use assert_labels::AssertLabels;
+pub use cp_dockerfile::CpDockerfile;
 pub use distribution_scope::DistributionScope;
 
 use reactor_plugin_api::Plugin;
@@ -36,6 +40,8 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(AddLabelsInDockerfile),
         Box::new(AssertLabels),
         Box::new(DistributionScope),
+        Box::new(AddDockerfile),
+        Box::new(CpDockerfile),
     ]
 }
 
@@ -47,6 +53,8 @@ pub fn returns(key: &str) -> Option<&'static str> {
         "add_labels_in_dockerfile" => add_labels_in_dockerfile::RETURNS,
         "assert_labels" => assert_labels::RETURNS,
         "distribution_scope" => distribution_scope::RETURNS,
+        "add_dockerfile" => add_dockerfile::RETURNS,
+        "cp_dockerfile" => cp_dockerfile::RETURNS,
         _ => return None,
     })
 }
