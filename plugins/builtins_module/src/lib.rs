@@ -6,4 +6,4 @@
 
 use reactor_builtins::*;
 
-reactor_plugin_api::export_plugins!(DockerfileContent, DockerApi);
+reactor_plugin_api::export_plugins!(DockerfileContent, DockerApi, AddLabelsInDockerfile, AssertLabels, DistributionScope, AddDockerfile, CpDockerfile);
