@@ -19,6 +19,11 @@ struct Built {
 
 /// Builds `image` from `source` with these plugin lists, writing the result document.
 fn build_image(dir: &Path, image: &str, source: Value, lists: Value) -> Built {
+    build_image_with(dir, image, source, lists, &[])
+}
+
+/// [`build_image`] with more reactor options (before `build`).
+fn build_image_with(dir: &Path, image: &str, source: Value, lists: Value, options: &[&str]) -> Built {
     let mut request = json!({"image": image, "source": source});
     for (key, list) in lists.as_object().expect("lists") {
         request[key] = list.clone();
@@ -27,7 +32,9 @@ fn build_image(dir: &Path, image: &str, source: Value, lists: Value) -> Built {
     let metadata = dir.join("metadata.json");
     let _ = std::fs::remove_file(&metadata);
     let metadata_arg = metadata.display().to_string();
-    let run = reactor(dir, &["build", "json", &file, "--metadata-file", &metadata_arg], &[]);
+    let mut args = options.to_vec();
+    args.extend(["build", "json", &file, "--metadata-file", &metadata_arg]);
+    let run = reactor(dir, &args, &[]);
     let doc = std::fs::read_to_string(&metadata)
         .map(|text| serde_json::from_str(&text).expect("the result document is JSON"))
         .unwrap_or(Value::Null);
@@ -81,6 +88,18 @@ fn run_of<'a>(doc: &'a Value, phase: &str, key: &str) -> &'a Value {
 
 #[test]
 fn labels_and_automatic_labels_are_on_the_built_image() {
+    labels_and_automatic_labels(&[], "built-in");
+}
+
+/// The same source as a plugin module (`plugins/builtins_module`), loaded with `--load-plugin`,
+/// passes the same test: a built-in needs nothing a vendor's plugin lacks.
+#[test]
+fn labels_and_automatic_labels_from_the_builtins_compiled_as_a_plugin_module() {
+    let module = plugin("builtins_module");
+    labels_and_automatic_labels(&["--load-plugin", &module], &module);
+}
+
+fn labels_and_automatic_labels(options: &[&str], origin: &str) {
     let dir = workdir();
     let image = unique("labels");
     let _cleanup = Images(vec![image.clone()]);
@@ -90,8 +109,11 @@ fn labels_and_automatic_labels_are_on_the_built_image() {
     let auto = ["build-date", "architecture", "vcs-type", "vcs-ref", "vcs-url", "com.redhat.build-host"];
     let add_labels = json!({"name": "add_labels_in_dockerfile",
                             "args": {"labels": {"a": "b", "quoted": quoted}, "auto_labels": auto}});
-    let built = build_image(dir.path(), &image, source, json!({"prebuild_plugins": [add_labels]}));
+    let built = build_image_with(dir.path(), &image, source, json!({"prebuild_plugins": [add_labels]}), options);
     built.run.expect_code(0);
+    let loaded = built.doc["loaded_plugins"].as_array().expect("loaded_plugins");
+    let add_labels = loaded.iter().find(|p| p["key"] == "add_labels_in_dockerfile").expect("add_labels_in_dockerfile");
+    assert_eq!(add_labels["origin"], origin);
 
     let labels = labels_of(&image);
     assert_eq!(labels["a"], "b");

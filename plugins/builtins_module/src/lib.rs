@@ -6,4 +6,12 @@
 
 use reactor_builtins::*;
 
-reactor_plugin_api::export_plugins!(DockerfileContent, DockerApi, AddLabelsInDockerfile, AssertLabels, DistributionScope, AddDockerfile, CpDockerfile);
+reactor_plugin_api::export_plugins!(
+    DockerfileContent,
+    DockerApi,
+    AddLabelsInDockerfile,
+    AssertLabels,
+    DistributionScope,
+    AddDockerfile,
+    CpDockerfile
+);
