@@ -29,6 +29,20 @@ pub use assert_labels::AssertLabels;
 pub use cp_dockerfile::CpDockerfile;
 pub use distribution_scope::DistributionScope;
 
+// run_in_image, all_packages and the exit plugins that store or send the outcome.
+mod all_packages;
+mod http;
+mod notify_webhook;
+mod run_in_image;
+mod store_logs_to_file;
+mod store_metadata;
+
+pub use all_packages::AllPackages;
+pub use notify_webhook::NotifyWebhook;
+pub use run_in_image::RunInImage;
+pub use store_logs_to_file::StoreLogsToFile;
+pub use store_metadata::StoreMetadata;
+
 use reactor_plugin_api::Plugin;
 
 /// Every built-in plugin. If it is not on this list, it is not registered.
@@ -42,6 +56,12 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(DistributionScope),
         Box::new(AddDockerfile),
         Box::new(CpDockerfile),
+        // run_in_image, all_packages and the exit plugins that store or send the outcome.
+        Box::new(RunInImage),
+        Box::new(AllPackages),
+        Box::new(StoreLogsToFile),
+        Box::new(StoreMetadata),
+        Box::new(NotifyWebhook),
     ]
 }
 
@@ -55,6 +75,11 @@ pub fn returns(key: &str) -> Option<&'static str> {
         "distribution_scope" => distribution_scope::RETURNS,
         "add_dockerfile" => add_dockerfile::RETURNS,
         "cp_dockerfile" => cp_dockerfile::RETURNS,
+        "run_in_image" => run_in_image::RETURNS,
+        "all_packages" => all_packages::RETURNS,
+        "store_logs_to_file" => store_logs_to_file::RETURNS,
+        "store_metadata" => store_metadata::RETURNS,
+        "notify_webhook" => notify_webhook::RETURNS,
         _ => return None,
     })
 }
