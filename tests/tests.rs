@@ -7,6 +7,7 @@ mod util;
 mod atomic_reactor_examples;
 mod build_json;
 mod builtins_labels;
+mod builtins_run;
 mod cancel;
 mod compat;
 mod context;
