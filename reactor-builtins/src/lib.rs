@@ -20,6 +20,11 @@ mod cp_dockerfile;
 mod distribution_scope;
 mod image_labels;
 
+// Tags and pushes (postbuild).
+mod tag_and_push;
+mod tag_by_labels;
+mod tag_from_config;
+
 pub use docker_api::DockerApi;
 pub use dockerfile_content::DockerfileContent;
 
@@ -42,6 +47,9 @@ pub use notify_webhook::NotifyWebhook;
 pub use run_in_image::RunInImage;
 pub use store_logs_to_file::StoreLogsToFile;
 pub use store_metadata::StoreMetadata;
+pub use tag_and_push::TagAndPush;
+pub use tag_by_labels::TagByLabels;
+pub use tag_from_config::TagFromConfig;
 
 use reactor_plugin_api::Plugin;
 
@@ -62,6 +70,10 @@ pub fn all() -> Vec<Box<dyn Plugin>> {
         Box::new(StoreLogsToFile),
         Box::new(StoreMetadata),
         Box::new(NotifyWebhook),
+        // Tags and pushes.
+        Box::new(TagByLabels),
+        Box::new(TagFromConfig),
+        Box::new(TagAndPush),
     ]
 }
 
@@ -80,6 +92,9 @@ pub fn returns(key: &str) -> Option<&'static str> {
         "store_logs_to_file" => store_logs_to_file::RETURNS,
         "store_metadata" => store_metadata::RETURNS,
         "notify_webhook" => notify_webhook::RETURNS,
+        "tag_by_labels" => tag_by_labels::RETURNS,
+        "tag_from_config" => tag_from_config::RETURNS,
+        "tag_and_push" => tag_and_push::RETURNS,
         _ => return None,
     })
 }
