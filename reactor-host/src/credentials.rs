@@ -2,11 +2,14 @@
 //!
 //! A build request may name a `registry_secret_dir`: a mounted secret holding `.dockercfg` (a JSON
 //! object keyed by registry) or `.dockerconfigjson` (the same under `auths`). Without one, Docker's
-//! own `config.json` is read, as `docker login` left it. Credential helpers (`credsStore`,
-//! `credHelpers`) are not run.
+//! own `config.json` is read, as `docker login` left it, credential helpers included: the helper
+//! `credHelpers` names for the registry comes first, then the registry's entry in `auths`, then
+//! the `credsStore` helper. A helper `docker-credential-<name>` is run (from `PATH`) by the
+//! `docker_credential` crate, which speaks the helpers' protocol (`get`, the server on stdin,
+//! `{"Username", "Secret"}` on stdout); one that answers "credentials not found" means none.
 //!
-//! The password never reaches a message or a log line: errors name the file and the registry,
-//! and [`Credentials`]' `Debug` hides it.
+//! The password never reaches a message or a log line: errors name the file, the registry and
+//! the helper, and [`Credentials`]' `Debug` hides it.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -15,11 +18,22 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 
-/// A user name and password for one registry.
+/// A user name and password for one registry; an identity token (OAuth refresh token) is the
+/// password of the user [`IDENTITY_TOKEN_USER`], as the credential helpers' protocol carries it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
     pub password: String,
+}
+
+/// The user name that marks [`Credentials`] holding an identity token (`<token>`).
+pub const IDENTITY_TOKEN_USER: &str = "<token>";
+
+impl Credentials {
+    /// The identity token, if these credentials are one.
+    pub fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -39,6 +53,8 @@ pub enum Error {
     },
     #[error("registry credentials in {} are malformed: {reason}", path.display())]
     Malformed { path: PathBuf, reason: String },
+    #[error("cannot get the credentials for {registry} from the credential helper docker-credential-{helper} (the {field} of {}): {reason}", path.display())]
+    Helper { path: PathBuf, field: &'static str, helper: String, registry: String, reason: String },
 }
 
 /// The file names a `registry_secret_dir` may hold, in the order they are tried: atomic-reactor's
@@ -51,20 +67,27 @@ const SECRET_FILES: [&str; 2] = [".dockercfg", ".dockerconfigjson"];
 /// `config.json` (`$DOCKER_CONFIG`, else `~/.docker`). `Ok(None)` when there is no file or it has
 /// no entry for `registry`.
 pub fn for_registry(registry: &str, secret_dir: Option<&Path>) -> Result<Option<Credentials>, Error> {
-    let path = match secret_dir {
+    match secret_dir {
         Some(dir) => match SECRET_FILES.iter().map(|name| dir.join(name)).find(|path| path.exists()) {
-            Some(path) => path,
+            Some(path) => from_file(&path, registry, Helpers::Ignored),
             None => {
                 log::debug!("no {} in {}: no registry credentials", SECRET_FILES.join(" or "), dir.display());
-                return Ok(None);
+                Ok(None)
             }
         },
         None => match docker_config_path(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME")) {
-            Some(path) => path,
-            None => return Ok(None),
+            Some(path) => from_file(&path, registry, Helpers::Run),
+            None => Ok(None),
         },
-    };
-    from_file(&path, registry)
+    }
+}
+
+/// Whether a file's credential helpers are run: those of Docker's `config.json` are, a secret
+/// directory holds the credentials themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Helpers {
+    Run,
+    Ignored,
 }
 
 /// Where the docker CLI keeps `config.json`, given `$DOCKER_CONFIG` and `$HOME`.
@@ -75,8 +98,9 @@ fn docker_config_path(docker_config: Option<OsString>, home: Option<OsString>) -
     }
 }
 
-/// Reads the credentials for `registry` from one file of either shape; a missing file is `None`.
-fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>, Error> {
+/// Reads the credentials for `registry` from one file of either shape, running its credential
+/// helpers when `helpers` says so; a missing file is `None`.
+fn from_file(path: &Path, registry: &str, helpers: Helpers) -> Result<Option<Credentials>, Error> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -89,8 +113,13 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>, Error> 
     let Value::Object(document) = document else {
         return Err(malformed("the top level is not a JSON object".to_owned()));
     };
-    if document.contains_key("credsStore") || document.contains_key("credHelpers") {
-        log::debug!("{}: credential helpers (credsStore, credHelpers) are ignored", path.display());
+    let (registry_helper, store) = match helpers {
+        Helpers::Run => configured_helpers(&document, registry).map_err(malformed)?,
+        Helpers::Ignored => (None, None),
+    };
+    // The registry's own helper comes first, as for the docker CLI.
+    if let Some((server, helper)) = registry_helper {
+        return from_helper(path, &bytes, "credHelpers", helper, server, registry);
     }
     // config.json and .dockerconfigjson nest the registries under `auths`; .dockercfg does not.
     let registries = match document.get("auths") {
@@ -98,14 +127,104 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credentials>, Error> 
         Some(_) => return Err(malformed("`auths` is not a JSON object".to_owned())),
         None => &document,
     };
-    let Some((key, entry)) = find_entry(registries, registry) else {
-        log::debug!("{}: no credentials for {registry}", path.display());
-        return Ok(None);
+    let in_file = match find_entry(registries, registry) {
+        Some((key, Value::Object(entry))) => {
+            entry_credentials(entry).map_err(|reason| malformed(format!("the entry for {key} {reason}")))?
+        }
+        Some((key, _)) => return Err(malformed(format!("the entry for {key} is not a JSON object"))),
+        None => None,
     };
-    let Value::Object(entry) = entry else {
-        return Err(malformed(format!("the entry for {key} is not a JSON object")));
+    match (in_file, store) {
+        (Some(credentials), _) => Ok(Some(credentials)),
+        // An empty entry is what `docker login` leaves in `auths` when the store holds the secret.
+        (None, Some(store)) => from_helper(path, &bytes, "credsStore", store, &helper_server(registry), registry),
+        (None, None) => {
+            log::debug!("{}: no credentials for {registry}", path.display());
+            Ok(None)
+        }
+    }
+}
+
+/// The helper `credHelpers` names for `registry` (with the key it is under, which is the server
+/// the helper is asked about), and the `credsStore` helper, as config.json gives them.
+fn configured_helpers<'a>(
+    document: &'a Map<String, Value>,
+    registry: &str,
+) -> Result<(Option<(&'a str, &'a str)>, Option<&'a str>), String> {
+    let registry_helper = match document.get("credHelpers") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(helpers)) => match find_entry(helpers, registry) {
+            Some((key, Value::String(helper))) if !helper.is_empty() => Some((key, helper.as_str())),
+            Some((_, Value::String(_))) | None => None,
+            Some((key, _)) => return Err(format!("the `credHelpers` entry for {key} is not a string")),
+        },
+        Some(_) => return Err("`credHelpers` is not a JSON object".to_owned()),
     };
-    entry_credentials(entry).map_err(|reason| malformed(format!("the entry for {key} {reason}")))
+    let store = match document.get("credsStore") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(store)) => Some(store.as_str()).filter(|s| !s.is_empty()),
+        Some(_) => return Err("`credsStore` is not a string".to_owned()),
+    };
+    Ok((registry_helper, store))
+}
+
+/// The server a credential store is asked about for `registry`: Docker Hub's is its v1 index
+/// address, as `docker login` stored it.
+fn helper_server(registry: &str) -> String {
+    match registry_host(registry) {
+        "docker.io" => "https://index.docker.io/v1/".to_owned(),
+        _ => registry.to_owned(),
+    }
+}
+
+/// Asks the credential helper `helper` (`docker-credential-<helper> get`) for `server`'s
+/// credentials, through `docker_credential`, which reads `config` (the file at `path`) and runs
+/// the helper it names there under `field`. "credentials not found" from the helper is `None`.
+fn from_helper(
+    path: &Path,
+    config: &[u8],
+    field: &'static str,
+    helper: &str,
+    server: &str,
+    registry: &str,
+) -> Result<Option<Credentials>, Error> {
+    use docker_credential::{CredentialRetrievalError as E, DockerCredential};
+    let failed = |reason: String| Error::Helper {
+        path: path.to_owned(),
+        field,
+        helper: helper.to_owned(),
+        registry: registry.to_owned(),
+        reason,
+    };
+    log::debug!("asking the credential helper docker-credential-{helper} for the credentials of {server}");
+    match docker_credential::get_credential_from_reader(config, server) {
+        Ok(DockerCredential::UsernamePassword(username, password)) => Ok(Some(Credentials { username, password })),
+        Ok(DockerCredential::IdentityToken(token)) => {
+            Ok(Some(Credentials { username: IDENTITY_TOKEN_USER.to_owned(), password: token }))
+        }
+        Err(E::NoCredentialConfigured) => Ok(None),
+        Err(E::HelperFailure { stdout, stderr, .. }) => {
+            // The helpers' protocol words a missing entry so (docker-credential-helpers'
+            // ErrCredentialsNotFound), and the docker CLI then goes on without credentials.
+            let said = |text: &str| text.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned);
+            let message = said(&stderr).or_else(|| said(&stdout)).unwrap_or_default();
+            if message.to_ascii_lowercase().contains("credentials not found") {
+                log::debug!("docker-credential-{helper} has no credentials for {server}");
+                return Ok(None);
+            }
+            // A failed helper has no secret to print; its words are what tells the user why.
+            let message: String = message.chars().take(200).collect();
+            Err(failed(format!("it failed{}", if message.is_empty() { String::new() } else { format!(": {message}") })))
+        }
+        Err(E::HelperCommunicationError) => {
+            Err(failed(format!("cannot run docker-credential-{helper} get: is it installed and on PATH?")))
+        }
+        Err(E::MalformedHelperResponse) => Err(failed(
+            "its answer is not the JSON object {\"Username\", \"Secret\"} of the helpers' protocol".to_owned(),
+        )),
+        // The crate's other errors are about the file, which was read above; its messages quote nothing.
+        Err(other) => Err(Error::Malformed { path: path.to_owned(), reason: other.to_string() }),
+    }
 }
 
 /// The entry whose key names `registry`: the key as given first, then any key that normalises to
@@ -130,8 +249,9 @@ fn registry_host(key: &str) -> &str {
 }
 
 /// The credentials in one registry entry: `auth` (base64 of `user:password`), else `username`
-/// and `password`. An entry with neither (what `docker login` leaves when a helper holds the
-/// secret) is `None`. The error completes "the entry for <registry> …".
+/// and `password`, else an `identitytoken`. An entry with none of them (what `docker login`
+/// leaves when a helper holds the secret) is `None`. The error completes "the entry for
+/// <registry> …".
 fn entry_credentials(entry: &Map<String, Value>) -> Result<Option<Credentials>, String> {
     let text = |field: &str| match entry.get(field) {
         None | Some(Value::Null) => Ok(None),
@@ -153,7 +273,8 @@ fn entry_credentials(entry: &Map<String, Value>) -> Result<Option<Credentials>, 
         (Some(username), Some(password)) => {
             Ok(Some(Credentials { username: username.to_owned(), password: password.to_owned() }))
         }
-        (None, None) => Ok(None),
+        (None, None) => Ok(text("identitytoken")?
+            .map(|token| Credentials { username: IDENTITY_TOKEN_USER.to_owned(), password: token.to_owned() })),
         (Some(_), None) => Err("has a `username` but no `password`".to_owned()),
         (None, Some(_)) => Err("has a `password` but no `username`".to_owned()),
     }
@@ -246,13 +367,77 @@ mod tests {
             dir.path(),
             "config.json",
             &format!(
-                r#"{{"auths": {{"https://index.docker.io/v1/": {{"auth": "{}"}}, "quay.io": {{}}}}, "credsStore": "pass"}}"#,
+                r#"{{"auths": {{"https://index.docker.io/v1/": {{"auth": "{}"}}, "quay.io": {{}}}}, "credsStore": "{ABSENT}"}}"#,
                 b64("hubuser:hubpass")
             ),
         );
-        assert_eq!(from_file(&path, "docker.io").expect("readable"), creds("hubuser", "hubpass"));
-        // An empty entry is what `docker login` leaves when a helper holds the secret.
-        assert_eq!(from_file(&path, "quay.io").expect("readable"), None);
+        // Credentials in `auths` are used without asking the store.
+        assert_eq!(from_file(&path, "docker.io", Helpers::Run).expect("readable"), creds("hubuser", "hubpass"));
+        // An empty entry is what `docker login` leaves when the store holds the secret: the store
+        // is asked (and here it is not installed), unless helpers are not run.
+        let err = from_file(&path, "quay.io", Helpers::Run).expect_err("the store is asked");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot get the credentials for quay.io from the credential helper docker-credential-{ABSENT} (the credsStore of {}): cannot run docker-credential-{ABSENT} get: is it installed and on PATH?",
+                path.display()
+            )
+        );
+        assert_eq!(from_file(&path, "quay.io", Helpers::Ignored).expect("readable"), None);
+    }
+
+    /// A helper name no machine has on its PATH.
+    const ABSENT: &str = "reactor-test-absent-helper";
+
+    #[test]
+    fn a_registrys_own_helper_comes_before_auths_and_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = format!(
+            r#"{{"auths": {{"127.0.0.1:5001": {{"auth": "{}"}}, "127.0.0.1:5000": {{"auth": "{}"}}}},
+                "credHelpers": {{"127.0.0.1:5001": "{ABSENT}", "127.0.0.1:5002": ""}}, "credsStore": "{ABSENT}-store"}}"#,
+            b64("file:user"),
+            b64("other:user")
+        );
+        let path = write(dir.path(), "config.json", &config);
+        let err = from_file(&path, "127.0.0.1:5001", Helpers::Run).expect_err("the helper is asked first");
+        assert!(matches!(&err, Error::Helper { field: "credHelpers", helper, .. } if helper == ABSENT), "{err}");
+        assert!(err.to_string().contains("credentials for 127.0.0.1:5001"), "{err}");
+        assert_eq!(from_file(&path, "127.0.0.1:5000", Helpers::Run).expect("from auths"), creds("other", "user"));
+        // An empty helper name is no helper: on to the store.
+        let err = from_file(&path, "127.0.0.1:5002", Helpers::Run).expect_err("the store is asked");
+        assert!(matches!(&err, Error::Helper { field: "credsStore", .. }), "{err}");
+        // A secret directory holds credentials, not helper names.
+        assert_eq!(from_file(&path, "127.0.0.1:5001", Helpers::Ignored).expect("readable"), creds("file", "user"));
+    }
+
+    #[test]
+    fn malformed_helper_settings_are_errors_naming_the_file() {
+        for (config, reason) in [
+            (r#"{"credHelpers": ["x"]}"#, "`credHelpers` is not a JSON object"),
+            (r#"{"credHelpers": {"127.0.0.1:5001": 7}}"#, "the `credHelpers` entry for 127.0.0.1:5001 is not a string"),
+            (r#"{"credsStore": {"x": 1}}"#, "`credsStore` is not a string"),
+        ] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = write(dir.path(), "config.json", config);
+            let err = from_file(&path, "127.0.0.1:5001", Helpers::Run).expect_err(config);
+            assert_eq!(err.to_string(), format!("registry credentials in {} are malformed: {reason}", path.display()));
+        }
+    }
+
+    #[test]
+    fn an_identity_token_is_the_password_of_the_token_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = write(dir.path(), "config.json", r#"{"auths": {"r.example": {"identitytoken": "tok-1"}}}"#);
+        let found = from_file(&path, "r.example", Helpers::Run).expect("readable").expect("a token");
+        assert_eq!(found.identity_token(), Some("tok-1"));
+        assert_eq!(creds("u", "p").and_then(|c| c.identity_token().map(str::to_owned)), None);
+    }
+
+    #[test]
+    fn docker_hub_is_asked_of_a_store_by_its_index_address() {
+        assert_eq!(helper_server("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(helper_server("index.docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(helper_server("127.0.0.1:5001"), "127.0.0.1:5001");
     }
 
     #[test]
@@ -295,7 +480,10 @@ mod tests {
         assert_eq!(for_registry("127.0.0.1:5001", Some(dir.path())).expect("no file is fine"), None);
         let gone = dir.path().join("not-there");
         assert_eq!(for_registry("127.0.0.1:5001", Some(&gone)).expect("no dir is fine"), None);
-        assert_eq!(from_file(&gone.join("config.json"), "127.0.0.1:5001").expect("no file is fine"), None);
+        assert_eq!(
+            from_file(&gone.join("config.json"), "127.0.0.1:5001", Helpers::Run).expect("no file is fine"),
+            None
+        );
     }
 
     #[test]

@@ -44,12 +44,20 @@ fn registry_name(name: &str) -> &str {
 
 /// What the engine needs to log in to the registry of `name`.
 fn docker_credentials(name: &str, credentials: Option<&Credentials>) -> Option<DockerCredentials> {
-    credentials.map(|c| DockerCredentials {
-        username: Some(c.username.clone()),
-        password: Some(c.password.clone()),
+    credentials.map(|c| {
         // Docker Hub's credentials are keyed by its v1 index address, as the docker CLI sends them.
-        serveraddress: Some(registry_of(name).unwrap_or("https://index.docker.io/v1/").to_owned()),
-        ..Default::default()
+        let serveraddress = Some(registry_of(name).unwrap_or("https://index.docker.io/v1/").to_owned());
+        match c.identity_token() {
+            Some(token) => {
+                DockerCredentials { identitytoken: Some(token.to_owned()), serveraddress, ..Default::default() }
+            }
+            None => DockerCredentials {
+                username: Some(c.username.clone()),
+                password: Some(c.password.clone()),
+                serveraddress,
+                ..Default::default()
+            },
+        }
     })
 }
 
