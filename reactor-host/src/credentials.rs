@@ -113,12 +113,12 @@ fn from_file(path: &Path, registry: &str, helpers: Helpers) -> Result<Option<Cre
     let Value::Object(document) = document else {
         return Err(malformed("the top level is not a JSON object".to_owned()));
     };
-    let (registry_helper, store) = match helpers {
-        Helpers::Run => configured_helpers(&document, registry).map_err(malformed)?,
-        Helpers::Ignored => (None, None),
+    let configured = match helpers {
+        Helpers::Run => ConfiguredHelpers::read(&document, registry).map_err(malformed)?,
+        Helpers::Ignored => ConfiguredHelpers::default(),
     };
     // The registry's own helper comes first, as for the docker CLI.
-    if let Some((server, helper)) = registry_helper {
+    if let Some((server, helper)) = configured.for_registry {
         return from_helper(path, &bytes, "credHelpers", helper, server, registry);
     }
     // config.json and .dockerconfigjson nest the registries under `auths`; .dockercfg does not.
@@ -134,7 +134,7 @@ fn from_file(path: &Path, registry: &str, helpers: Helpers) -> Result<Option<Cre
         Some((key, _)) => return Err(malformed(format!("the entry for {key} is not a JSON object"))),
         None => None,
     };
-    match (in_file, store) {
+    match (in_file, configured.store) {
         (Some(credentials), _) => Ok(Some(credentials)),
         // An empty entry is what `docker login` leaves in `auths` when the store holds the secret.
         (None, Some(store)) => from_helper(path, &bytes, "credsStore", store, &helper_server(registry), registry),
@@ -145,27 +145,35 @@ fn from_file(path: &Path, registry: &str, helpers: Helpers) -> Result<Option<Cre
     }
 }
 
-/// The helper `credHelpers` names for `registry` (with the key it is under, which is the server
-/// the helper is asked about), and the `credsStore` helper, as config.json gives them.
-fn configured_helpers<'a>(
-    document: &'a Map<String, Value>,
-    registry: &str,
-) -> Result<(Option<(&'a str, &'a str)>, Option<&'a str>), String> {
-    let registry_helper = match document.get("credHelpers") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(helpers)) => match find_entry(helpers, registry) {
-            Some((key, Value::String(helper))) if !helper.is_empty() => Some((key, helper.as_str())),
-            Some((_, Value::String(_))) | None => None,
-            Some((key, _)) => return Err(format!("the `credHelpers` entry for {key} is not a string")),
-        },
-        Some(_) => return Err("`credHelpers` is not a JSON object".to_owned()),
-    };
-    let store = match document.get("credsStore") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(store)) => Some(store.as_str()).filter(|s| !s.is_empty()),
-        Some(_) => return Err("`credsStore` is not a string".to_owned()),
-    };
-    Ok((registry_helper, store))
+/// The credential helpers config.json names for one registry.
+#[derive(Default)]
+struct ConfiguredHelpers<'a> {
+    /// The helper `credHelpers` names for the registry, with the key it is under (the server
+    /// the helper is asked about).
+    for_registry: Option<(&'a str, &'a str)>,
+    /// The `credsStore` helper, for every registry.
+    store: Option<&'a str>,
+}
+
+impl<'a> ConfiguredHelpers<'a> {
+    /// What `document` (a config.json) names for `registry`; the error says what is malformed.
+    fn read(document: &'a Map<String, Value>, registry: &str) -> Result<ConfiguredHelpers<'a>, String> {
+        let for_registry = match document.get("credHelpers") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(helpers)) => match find_entry(helpers, registry) {
+                Some((key, Value::String(helper))) if !helper.is_empty() => Some((key, helper.as_str())),
+                Some((_, Value::String(_))) | None => None,
+                Some((key, _)) => return Err(format!("the `credHelpers` entry for {key} is not a string")),
+            },
+            Some(_) => return Err("`credHelpers` is not a JSON object".to_owned()),
+        };
+        let store = match document.get("credsStore") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(store)) => Some(store.as_str()).filter(|s| !s.is_empty()),
+            Some(_) => return Err("`credsStore` is not a string".to_owned()),
+        };
+        Ok(ConfiguredHelpers { for_registry, store })
+    }
 }
 
 /// The server a credential store is asked about for `registry`: Docker Hub's is its v1 index
