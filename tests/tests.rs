@@ -8,6 +8,7 @@ mod atomic_reactor_examples;
 mod build_json;
 mod builtins_labels;
 mod builtins_run;
+mod builtins_push;
 mod cancel;
 mod compat;
 mod context;
