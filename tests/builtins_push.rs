@@ -34,7 +34,18 @@ impl Push {
 
     /// Runs reactor (`-v`) on a path source holding `files`, as `request` says (`image` and
     /// `source` filled in unless given), with `env` added; returns the run and the result document.
-    fn run(&self, files: &[(&str, &str)], mut request: Value, env: &[(&str, &str)]) -> (Run, Value) {
+    fn run(&self, files: &[(&str, &str)], request: Value, env: &[(&str, &str)]) -> (Run, Value) {
+        self.run_with(files, request, env, &[])
+    }
+
+    /// [`Push::run`] with more options before `build` (`--load-plugin …`).
+    fn run_with(
+        &self,
+        files: &[(&str, &str)],
+        mut request: Value,
+        env: &[(&str, &str)],
+        options: &[&str],
+    ) -> (Run, Value) {
         write_files(&self.path().join("src"), files);
         let object = request.as_object_mut().expect("an object");
         object.entry("source").or_insert_with(|| json!({"provider": "path", "uri": "src"}));
@@ -42,11 +53,10 @@ impl Push {
         let file = build_json(self.path(), &request);
         let metadata = self.path().join("m.json");
         let _ = std::fs::remove_file(&metadata);
-        let run = reactor(
-            self.path(),
-            &["-v", "build", "json", &file, "--metadata-file", metadata.to_str().expect("utf-8")],
-            env,
-        );
+        let mut args = vec!["-v"];
+        args.extend_from_slice(options);
+        args.extend(["build", "json", &file, "--metadata-file", metadata.to_str().expect("utf-8")]);
+        let run = reactor(self.path(), &args, env);
         let doc = std::fs::read_to_string(&metadata)
             .map(|text| serde_json::from_str(&text).expect("the result document is JSON"))
             .unwrap_or(Value::Null);
@@ -151,6 +161,18 @@ fn labelled_dockerfile(repo: &str) -> String {
 
 #[test]
 fn labels_and_additional_tags_are_pushed_with_the_digests_the_registry_serves() {
+    labels_and_additional_tags_pushed(&[], "built-in");
+}
+
+/// The same source as a plugin module (`plugins/builtins_module`), loaded with `--load-plugin`,
+/// passes the same test.
+#[test]
+fn labels_and_additional_tags_are_pushed_by_the_builtins_compiled_as_a_plugin_module() {
+    let module = plugin("builtins_module");
+    labels_and_additional_tags_pushed(&["--load-plugin", &module], &module);
+}
+
+fn labels_and_additional_tags_pushed(options: &[&str], origin: &str) {
     let push = Push::new("push-tags");
     let repo = push.repo.clone();
     let tags = ["1.0", "1.0-2", "3.2", "build-1", "latest", "stable"];
@@ -162,8 +184,13 @@ fn labels_and_additional_tags_are_pushed_with_the_digests_the_registry_serves() 
         {"name": "tag_from_config"},
         push_to(OPEN_REGISTRY, json!({"insecure": true})),
     ]});
-    let (run, doc) = push.run(&files, lists, &[]);
+    let (run, doc) = push.run_with(&files, lists, &[], options);
     run.expect_code(0);
+    let loaded = doc["loaded_plugins"].as_array().expect("loaded_plugins");
+    for key in ["tag_by_labels", "tag_from_config", "tag_and_push"] {
+        let entry = loaded.iter().find(|p| p["key"] == key).unwrap_or_else(|| panic!("{key} loaded"));
+        assert_eq!(entry["origin"], origin, "{key}");
+    }
 
     assert_eq!(registry_tags(OPEN_REGISTRY, &repo), Some(tags.map(String::from).to_vec()));
     assert_digests_served(&doc, OPEN_REGISTRY, &repo, &tags);

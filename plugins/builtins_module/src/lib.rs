@@ -13,5 +13,8 @@ reactor_plugin_api::export_plugins!(
     AssertLabels,
     DistributionScope,
     AddDockerfile,
-    CpDockerfile
+    CpDockerfile,
+    TagByLabels,
+    TagFromConfig,
+    TagAndPush
 );
