@@ -114,6 +114,11 @@ fn labels_and_automatic_labels(options: &[&str], origin: &str) {
     let loaded = built.doc["loaded_plugins"].as_array().expect("loaded_plugins");
     let add_labels = loaded.iter().find(|p| p["key"] == "add_labels_in_dockerfile").expect("add_labels_in_dockerfile");
     assert_eq!(add_labels["origin"], origin);
+    if origin != "built-in" {
+        // The module carries every built-in: each one was replaced by its loaded twin.
+        let builtin: Vec<&Value> = loaded.iter().filter(|p| p["origin"] == "built-in").collect();
+        assert!(builtin.is_empty(), "built-ins the module lacks: {builtin:?}");
+    }
 
     let labels = labels_of(&image);
     assert_eq!(labels["a"], "b");
