@@ -9,41 +9,44 @@ pub mod image_name;
 pub mod reference;
 pub mod shared;
 
-mod docker_api;
-mod dockerfile_content;
-
-// Labels and the Dockerfile in the image (prebuild).
+// prebuild: the base image, then the Dockerfile's labels and content.
 mod add_dockerfile;
 mod add_labels_in_dockerfile;
 mod assert_labels;
+mod change_from_in_dockerfile;
 mod cp_dockerfile;
 mod distribution_scope;
-mod image_labels;
-
-// Tags and pushes (postbuild).
+mod dockerfile_content;
+mod pull_base_image;
+// buildstep
+mod docker_api;
+// prepublish and postbuild: test, tag, push, list packages.
+mod all_packages;
+mod run_in_image;
 mod tag_and_push;
 mod tag_by_labels;
 mod tag_from_config;
-
-pub use docker_api::DockerApi;
-pub use dockerfile_content::DockerfileContent;
+// exit: clean up, store and send the outcome.
+mod notify_webhook;
+mod remove_built_image;
+mod store_logs_to_file;
+mod store_metadata;
+// What several plugins share.
+mod http;
+mod image_labels;
 
 pub use add_dockerfile::AddDockerfile;
 pub use add_labels_in_dockerfile::AddLabelsInDockerfile;
+pub use all_packages::AllPackages;
 pub use assert_labels::AssertLabels;
+pub use change_from_in_dockerfile::ChangeFromInDockerfile;
 pub use cp_dockerfile::CpDockerfile;
 pub use distribution_scope::DistributionScope;
-
-// run_in_image, all_packages and the exit plugins that store or send the outcome.
-mod all_packages;
-mod http;
-mod notify_webhook;
-mod run_in_image;
-mod store_logs_to_file;
-mod store_metadata;
-
-pub use all_packages::AllPackages;
+pub use docker_api::DockerApi;
+pub use dockerfile_content::DockerfileContent;
 pub use notify_webhook::NotifyWebhook;
+pub use pull_base_image::PullBaseImage;
+pub use remove_built_image::RemoveBuiltImage;
 pub use run_in_image::RunInImage;
 pub use store_logs_to_file::StoreLogsToFile;
 pub use store_metadata::StoreMetadata;
@@ -53,50 +56,43 @@ pub use tag_from_config::TagFromConfig;
 
 use reactor_plugin_api::Plugin;
 
-/// Every built-in plugin. If it is not on this list, it is not registered.
-pub fn all() -> Vec<Box<dyn Plugin>> {
-    vec![
-        Box::new(DockerfileContent),
-        Box::new(DockerApi),
-        // Labels and the Dockerfile in the image.
-        Box::new(AddLabelsInDockerfile),
-        Box::new(AssertLabels),
-        Box::new(DistributionScope),
-        Box::new(AddDockerfile),
-        Box::new(CpDockerfile),
-        // run_in_image, all_packages and the exit plugins that store or send the outcome.
-        Box::new(RunInImage),
-        Box::new(AllPackages),
-        Box::new(StoreLogsToFile),
-        Box::new(StoreMetadata),
-        Box::new(NotifyWebhook),
-        // Tags and pushes.
-        Box::new(TagByLabels),
-        Box::new(TagFromConfig),
-        Box::new(TagAndPush),
-    ]
+/// Declares every built-in once: `all()` registers them and `returns()` documents them.
+macro_rules! builtins {
+    ($($key:ident => $plugin:ident),+ $(,)?) => {
+        /// Every built-in plugin. If it is not on this list, it is not registered.
+        pub fn all() -> Vec<Box<dyn Plugin>> {
+            vec![$(Box::new($plugin)),+]
+        }
+
+        /// What the built-in `key` returns as its result, in a sentence, for the reference page.
+        pub fn returns(key: &str) -> Option<&'static str> {
+            match key {
+                $(stringify!($key) => Some($key::RETURNS),)+
+                _ => None,
+            }
+        }
+    };
 }
 
-/// What the built-in `key` returns as its result, in a sentence, for the reference page.
-pub fn returns(key: &str) -> Option<&'static str> {
-    Some(match key {
-        "docker_api" => docker_api::RETURNS,
-        "dockerfile_content" => dockerfile_content::RETURNS,
-        "add_labels_in_dockerfile" => add_labels_in_dockerfile::RETURNS,
-        "assert_labels" => assert_labels::RETURNS,
-        "distribution_scope" => distribution_scope::RETURNS,
-        "add_dockerfile" => add_dockerfile::RETURNS,
-        "cp_dockerfile" => cp_dockerfile::RETURNS,
-        "run_in_image" => run_in_image::RETURNS,
-        "all_packages" => all_packages::RETURNS,
-        "store_logs_to_file" => store_logs_to_file::RETURNS,
-        "store_metadata" => store_metadata::RETURNS,
-        "notify_webhook" => notify_webhook::RETURNS,
-        "tag_by_labels" => tag_by_labels::RETURNS,
-        "tag_from_config" => tag_from_config::RETURNS,
-        "tag_and_push" => tag_and_push::RETURNS,
-        _ => return None,
-    })
+builtins! {
+    pull_base_image => PullBaseImage,
+    change_from_in_dockerfile => ChangeFromInDockerfile,
+    add_labels_in_dockerfile => AddLabelsInDockerfile,
+    assert_labels => AssertLabels,
+    distribution_scope => DistributionScope,
+    add_dockerfile => AddDockerfile,
+    cp_dockerfile => CpDockerfile,
+    dockerfile_content => DockerfileContent,
+    docker_api => DockerApi,
+    run_in_image => RunInImage,
+    tag_by_labels => TagByLabels,
+    tag_from_config => TagFromConfig,
+    tag_and_push => TagAndPush,
+    all_packages => AllPackages,
+    remove_built_image => RemoveBuiltImage,
+    store_logs_to_file => StoreLogsToFile,
+    store_metadata => StoreMetadata,
+    notify_webhook => NotifyWebhook,
 }
 
 /// The builder used when a build.json lists no buildstep plugins.

@@ -74,3 +74,18 @@ impl ToRemove {
         ctx.set_workspace(TO_REMOVE, &to_remove)
     }
 }
+
+/// Whether `err` is the host saying an image is not in the engine or the registry (an inspect,
+/// remove or pull of a missing image) rather than the engine failing. The protocol carries only
+/// the message, so this reads the host's wording: "no such image" (its own and the engine's) or
+/// an HTTP 404 from the engine.
+pub fn is_no_such_image(err: &PluginError) -> bool {
+    let message = err.message.to_ascii_lowercase();
+    message.contains("no such image") || message.contains("(http 404)")
+}
+
+/// Whether `text` is an image ID (`sha256:` and 64 hex digits), which names a local image and
+/// is neither pulled nor re-tagged.
+pub fn is_image_id(text: &str) -> bool {
+    text.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}

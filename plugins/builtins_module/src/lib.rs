@@ -24,4 +24,7 @@ reactor_plugin_api::export_plugins!(
     StoreLogsToFile,
     StoreMetadata,
     NotifyWebhook,
+    PullBaseImage,
+    ChangeFromInDockerfile,
+    RemoveBuiltImage,
 );
