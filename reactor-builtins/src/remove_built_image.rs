@@ -147,8 +147,9 @@ fn remove_by_id(ctx: &Context, id: &str, ours: &[String], removal: &mut Removal)
     }
     let before = removal.removed.len();
     removal.remove(ctx, id);
-    if removal.removed.len() > before {
+    if removal.removed.len() > before && !names.is_empty() {
         // Force-removing the ID took its names with it.
+        log::info!("removed with it: {}", names.join(", "));
         removal.removed.extend(names);
     }
 }
