@@ -21,8 +21,13 @@ const SECRET: &str = "reactor-secret";
 
 /// A base image `name:1` that only `registry` serves; returns `name:1`.
 fn served_base(dir: &Path, registry: &str) -> String {
+    served_base_in(dir, registry, "")
+}
+
+/// A base image `name:1` that only `registry` serves, as `registry/{namespace}name:1`.
+fn served_base_in(dir: &Path, registry: &str, namespace: &str) -> String {
     let name = format!("{}:1", unique("base"));
-    let pushed = format!("{registry}/{name}");
+    let pushed = format!("{registry}/{namespace}{name}");
     let mut build = Command::new("docker")
         .args(["build", "-q", "-t", &pushed, "-"])
         .stdin(Stdio::piped())
@@ -174,6 +179,27 @@ fn a_base_is_pulled_with_the_credentials_of_a_secret_dir_and_no_password_is_prin
     for text in [&built.run.stderr, &built.run.stdout, &doc] {
         assert!(!text.contains(SECRET), "the password is printed:\n{text}");
     }
+}
+
+#[test]
+fn a_base_the_parent_registry_has_only_in_library_is_pulled_from_there() {
+    let dir = workdir();
+    let base = served_base_in(dir.path(), REGISTRY, "library/");
+    let fields = json!({"prebuild_plugins": [{"name": "pull_base_image", "args": {"parent_registry": REGISTRY}}]});
+    let built = build_with(dir.path(), &format!("FROM {base}\nRUN true\n"), fields, &[]);
+    let pulled = format!("{REGISTRY}/library/{base}");
+    let _cleanup = Images(vec![built.image.clone(), pulled.clone(), base.clone()]);
+    built.run.expect_code(0);
+
+    assert!(
+        built.run.stderr.contains(&format!("{REGISTRY}/{base} not found; trying {pulled}")),
+        "{}",
+        built.run.stderr
+    );
+    let result = &run_of(&built.doc, "prebuild", "pull_base_image")["result"][0];
+    assert_eq!((result["pulled"].as_str(), result["tagged"].as_str()), (Some(pulled.as_str()), Some(base.as_str())));
+    assert_eq!(id_of(&base), id_of(&pulled));
+    assert_eq!(built.doc["pulled_images"][0]["name"], pulled);
 }
 
 #[test]
