@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::util::{docker, reactor, unique, write_files, Images};
+use crate::util::{docker, git, git_repo, reactor, unique, write_files, Images};
 
 fn fixture(name: &str, dir: &Path) -> String {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/atomic-reactor").join(name);
@@ -38,4 +38,54 @@ fn example_build_json_builds_a_path_source() {
     run.expect_code(0);
     let out = docker(&["run", "--rm", &image, "cat", "/example"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "example\n", "{}", run.stderr);
+}
+#[test]
+fn the_documented_build_json_pulls_from_the_parent_registry_and_pushes() {
+    let dir = crate::util::workdir();
+    let file = fixture("build_json_md.json", dir.path());
+    // The base exists only in the parent registry, under a name no other test uses.
+    let base = unique("ar-base");
+    let in_registry = format!("127.0.0.1:5000/{base}:latest");
+    for args in [&["tag", "busybox:latest", &in_registry][..], &["push", "-q", &in_registry], &["rmi", &in_registry]] {
+        let out = docker(args);
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let repo = dir.path().join("repo");
+    git_repo(&repo, &[("README", "the default branch has no Dockerfile\n")]);
+    git(&repo, &["checkout", "-q", "-b", "devel"]);
+    let dockerfile = format!("FROM {base}\nLABEL name=django-app version=1 release=2\nRUN echo django > /app\n");
+    crate::util::git_commit(&repo, &[("django/Dockerfile", &dockerfile)], "devel");
+    git(&repo, &["checkout", "-q", "main"]);
+
+    let image = unique("ar-documented");
+    let _cleanup = Images(vec![
+        image.clone(),
+        format!("{base}:latest"),
+        format!("127.0.0.1:5000/{base}:latest"),
+        format!("127.0.0.1:5000/{image}"),
+    ]);
+    let uri = repo.display().to_string();
+    let run = reactor(
+        dir.path(),
+        &[
+            "build",
+            "json",
+            &file,
+            "--substitute",
+            &format!("image={image}"),
+            "--substitute",
+            &format!("source.uri={uri}"),
+        ],
+        &[],
+    );
+    run.expect_code(0);
+    // The base came from the parent registry and was re-tagged to the name the Dockerfile uses.
+    assert!(docker(&["image", "inspect", &format!("{base}:latest")]).status.success(), "{}", run.stderr);
+    // The image is in the target registry.
+    let tags = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://127.0.0.1:5000/v2/{image}/tags/list")])
+        .output()
+        .expect("curl");
+    let tags: serde_json::Value = serde_json::from_slice(&tags.stdout).unwrap_or_default();
+    assert_eq!(tags["tags"], serde_json::json!(["latest"]), "{}", run.stderr);
 }
