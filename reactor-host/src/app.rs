@@ -94,6 +94,9 @@ fn build(build: Build, load_plugin: &[PathBuf]) -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
+    // After source::prepare, which must run before any thread exists.
+    let planned = plan.phases.values().flatten();
+    reactor_builtins::prepare(planned.filter(|p| p.plugin.is_builtin()).map(|p| p.plugin.manifest.key.as_str()));
     let cancel = Cancel::new(run.cancel_grace);
     let finished = runtime.block_on(async {
         if let Err(e) = cancel.listen_for_signals(workflow::EXIT_TIMEOUT.as_secs()) {

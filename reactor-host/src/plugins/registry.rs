@@ -56,6 +56,11 @@ pub struct RegisteredPlugin {
 }
 
 impl RegisteredPlugin {
+    /// Whether this is one of reactor's own built-ins (not replaced by a loaded plugin).
+    pub fn is_builtin(&self) -> bool {
+        matches!(self.implementation, Implementation::Builtin(_))
+    }
+
     /// Runs the plugin on this (blocking) thread. Panics never escape: a loaded module catches
     /// its own, and a built-in's are caught here.
     pub fn invoke(&self, host: HostCtx, phase: Phase, args: &Value) -> Result<Value, PluginError> {
