@@ -210,6 +210,18 @@ fn all_packages_reports_an_image_without_a_package_manager() {
     );
 }
 
+#[test]
+fn all_rpm_packages_fails_the_build_of_an_image_without_rpm_as_the_original_did() {
+    let dir = workdir();
+    let lists = json!({"postbuild_plugins": [{"name": "all_rpm_packages", "args": {"image_id": "BUILT_IMAGE_ID"}}]});
+    let built = build_with(dir.path(), &[("Dockerfile", BUSYBOX)], lists);
+    built.run.expect_code(1);
+    let image_id = built.doc["image_id"].as_str().expect("built");
+    assert_eq!(built.doc["failure"]["plugin"], "all_rpm_packages", "{}", built.doc);
+    let error = built.doc["failure"]["error"].as_str().expect("an error");
+    assert!(error.contains(&format!("{image_id} has no usable rpm")), "{error}");
+}
+
 /// Three stanzas of a Debian `/var/lib/dpkg/status`, as dpkg writes them: two installed
 /// packages and one removed whose configuration remains.
 const DPKG_STATUS: &str = "\

@@ -41,7 +41,7 @@ use serde_json::{json, Map, Value};
 use crate::run_in_image::{last_lines, shown_command};
 
 /// How long one manager's query may run when the args do not say.
-const DEFAULT_TIMEOUT_S: f64 = 600.0;
+pub(crate) const DEFAULT_TIMEOUT_S: f64 = 600.0;
 
 /// The tags `all_rpm_packages` queried, in its order, under the names the result uses.
 const RPM_TAGS: [(&str, &str); 10] = [
@@ -83,14 +83,14 @@ fn default_timeout() -> f64 {
 }
 
 /// One way of asking an image for its packages.
-struct Query {
+pub(crate) struct Query {
     manager: &'static str,
     entrypoint: &'static str,
     args: Vec<String>,
     parse: fn(&str, &AllPackagesArgs) -> Vec<Value>,
 }
 
-fn queries() -> [Query; 4] {
+pub(crate) fn queries() -> [Query; 4] {
     let rpm_format = RPM_TAGS.iter().map(|(tag, _)| format!("%{{{tag}}}")).collect::<Vec<_>>().join(";") + "\\n";
     [
         Query {
@@ -187,7 +187,12 @@ impl Plugin for AllPackages {
 
 /// Runs one query: its output when the manager answered, `None` when the image has no such
 /// manager, an error when the manager is there but failed.
-fn run_query(ctx: &Context, image: &str, query: &Query, timeout_s: f64) -> Result<Option<RunOutput>, PluginError> {
+pub(crate) fn run_query(
+    ctx: &Context,
+    image: &str,
+    query: &Query,
+    timeout_s: f64,
+) -> Result<Option<RunOutput>, PluginError> {
     let entrypoint = [query.entrypoint.to_owned()];
     let shown = shown_command(Some(&entrypoint), &query.args);
     let options = ContainerOptions {

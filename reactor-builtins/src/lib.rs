@@ -22,6 +22,7 @@ mod pull_base_image;
 mod docker_api;
 // prepublish and postbuild: test, tag, push, list packages.
 mod all_packages;
+mod all_rpm_packages;
 mod run_in_image;
 mod tag_and_push;
 mod tag_by_labels;
@@ -38,6 +39,7 @@ mod image_labels;
 pub use add_dockerfile::AddDockerfile;
 pub use add_labels_in_dockerfile::AddLabelsInDockerfile;
 pub use all_packages::AllPackages;
+pub use all_rpm_packages::AllRpmPackages;
 pub use assert_labels::AssertLabels;
 pub use change_from_in_dockerfile::ChangeFromInDockerfile;
 pub use cp_dockerfile::CpDockerfile;
@@ -89,6 +91,7 @@ builtins! {
     tag_from_config => TagFromConfig,
     tag_and_push => TagAndPush,
     all_packages => AllPackages,
+    all_rpm_packages => AllRpmPackages,
     remove_built_image => RemoveBuiltImage,
     store_logs_to_file => StoreLogsToFile,
     store_metadata => StoreMetadata,

@@ -21,6 +21,7 @@ reactor_plugin_api::export_plugins!(
     TagAndPush,
     RunInImage,
     AllPackages,
+    AllRpmPackages,
     StoreLogsToFile,
     StoreMetadata,
     NotifyWebhook,
