@@ -84,7 +84,13 @@ impl Registry {
     }
 }
 
-fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
+/// Opens `path`, greets the module and runs every load-time check a build runs, without
+/// registering its plugins: how `plugin package` and `plugins install` read a file's manifests.
+pub fn check_file(path: &Path) -> Result<ModuleHello, Vec<LoadError>> {
+    open_and_check(path).map(|(_, hello)| hello)
+}
+
+fn open_and_check(path: &Path) -> Result<(PluginModule_Ref, ModuleHello), Vec<LoadError>> {
     let module = open_module(path).map_err(|e| vec![e])?;
     let given = path.to_path_buf();
     let ours = host_hello();
@@ -93,6 +99,11 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
     if !problems.is_empty() {
         return Err(problems);
     }
+    Ok((module, hello))
+}
+
+fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
+    let (module, hello) = open_and_check(path)?;
     let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
     Ok(hello
         .plugins

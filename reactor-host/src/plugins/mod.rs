@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod load;
+pub mod package_manifest;
 pub mod plan;
 pub mod registry;
 pub mod runner;
