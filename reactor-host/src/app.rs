@@ -10,7 +10,8 @@ use serde_json::json;
 
 use crate::build_json;
 use crate::cancel::Cancel;
-use crate::cli::{Build, Cli, Command, RunArgs};
+use crate::cli::{Build, Cli, Command, Plugins, RunArgs};
+use crate::package;
 use crate::plugins::{Plan, Registry};
 use crate::results::ResultDocument;
 use crate::source;
@@ -32,7 +33,75 @@ pub mod exit {
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Build(build) => self::build(build, &cli.load_plugin),
+        Command::Plugins(command) => plugins(command),
     }
+}
+
+/// `reactor plugins …`: what it did goes to stdout in one line, a refusal to the log in one.
+fn plugins(command: Plugins) -> ExitCode {
+    let outcome = match command {
+        Plugins::Install { source, dir, force, require_signed, trusted_keys } => {
+            plugins_install(&source, dir, force, require_signed, trusted_keys)
+        }
+        Plugins::Remove { name, dir } => plugin_dir(dir, "plugins remove").and_then(|dir| {
+            let removed = package::install::remove(&name, &dir)?;
+            Ok(format!("removed {} {} from {}", removed.name, removed.version, dir.display()))
+        }),
+        Plugins::Package { crate_dir, out, sign } => {
+            package::make::package(&crate_dir, out.as_deref(), sign.as_deref()).map(|packaged| {
+                let signed = if packaged.signed { ", signed" } else { "" };
+                format!(
+                    "{} ({} {}{signed})",
+                    packaged.path.display(),
+                    packaged.manifest.name,
+                    packaged.manifest.version
+                )
+            })
+        }
+    };
+    match outcome {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::from(exit::SUCCESS)
+        }
+        Err(refused) => {
+            log::error!("{refused}");
+            ExitCode::from(refused.code)
+        }
+    }
+}
+
+fn plugins_install(
+    source: &std::path::Path,
+    dir: Option<PathBuf>,
+    force: bool,
+    require_signed: bool,
+    trusted_keys: Option<PathBuf>,
+) -> Result<String, package::Refused> {
+    let dir = plugin_dir(dir, "plugins install")?;
+    let trusted_keys = trusted_keys.or_else(package::default_trusted_keys_dir).ok_or_else(|| {
+        package::Refused::invalid("plugins install: give --trusted-keys DIR (neither XDG_CONFIG_HOME nor HOME is set)")
+    })?;
+    let options = package::install::InstallOptions { dir: &dir, force, require_signed, trusted_keys: &trusted_keys };
+    let installed = package::install::install(source, &options)?;
+    let manifest = &installed.manifest;
+    let keys: Vec<&str> = manifest.files.iter().flat_map(package::keys).collect();
+    let action = match &installed.replaced {
+        Some(old) => format!("replaced {} {old} with {}", manifest.name, manifest.version),
+        None => format!("installed {} {}", manifest.name, manifest.version),
+    };
+    let signed = match &installed.signature {
+        package::signature::Verdict::Trusted(_) => " (signed by a trusted key)",
+        _ => "",
+    };
+    Ok(format!("{action} in {}{signed}: {}", installed.path.display(), keys.join(", ")))
+}
+
+/// `--dir`, else the user's plugin directory.
+fn plugin_dir(dir: Option<PathBuf>, command: &str) -> Result<PathBuf, package::Refused> {
+    dir.or_else(package::user_plugin_dir).ok_or_else(|| {
+        package::Refused::invalid(format!("{command}: give --dir DIR (neither XDG_DATA_HOME nor HOME is set)"))
+    })
 }
 
 /// `reactor build json|git|path`.

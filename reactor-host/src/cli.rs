@@ -31,6 +31,67 @@ pub enum Command {
     /// Build an image.
     #[command(subcommand)]
     Build(Build),
+    /// Install, remove and package plugins.
+    #[command(subcommand, visible_alias = "plugin")]
+    Plugins(Plugins),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Plugins {
+    /// Install a plugin package (.tar.gz) or a plugin file (lib<name>.so) into a plugin
+    /// directory, as DIR/<name>/, after checking its checksums, its signature, that every file
+    /// loads in this reactor and that no plugin key collides with what DIR already holds.
+    /// Atomic: a refused or interrupted install leaves DIR as it was.
+    Install {
+        /// The package, or a plugin shared object (packaged on the fly).
+        #[arg(value_name = "PACKAGE|PATH")]
+        source: PathBuf,
+
+        /// The plugin directory (default: $XDG_DATA_HOME/reactor/plugins, or
+        /// ~/.local/share/reactor/plugins).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+
+        /// Replace an installed package of the same name.
+        #[arg(long)]
+        force: bool,
+
+        /// Refuse a package that is not signed with a trusted key.
+        #[arg(long = "require-signed")]
+        require_signed: bool,
+
+        /// The trusted signers' minisign public keys, one *.pub file each (default:
+        /// $XDG_CONFIG_HOME/reactor/trusted-keys, or ~/.config/reactor/trusted-keys).
+        #[arg(long = "trusted-keys", value_name = "DIR")]
+        trusted_keys: Option<PathBuf>,
+    },
+    /// Remove an installed package.
+    Remove {
+        /// The package's name (its directory in DIR).
+        #[arg(value_name = "NAME")]
+        name: String,
+
+        /// The plugin directory (default: the user's, as for install).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Make a plugin package (<name>-<version>.tar.gz) from a built plugin crate: its cdylib
+    /// (the release build if there is one), reactor-plugin.json with the plugins' manifests and
+    /// the file's sha256, its README and licence.
+    Package {
+        /// The plugin crate's directory.
+        #[arg(value_name = "CRATE_DIR", default_value = ".")]
+        crate_dir: PathBuf,
+
+        /// Where to write the package (default: the current directory).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+
+        /// Sign the package with this minisign secret key (an encrypted key's password is read
+        /// from REACTOR_SIGN_PASSWORD, else asked for).
+        #[arg(long, value_name = "SECRET_KEY_FILE")]
+        sign: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

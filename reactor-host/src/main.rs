@@ -7,6 +7,7 @@ mod cli;
 mod credentials;
 mod dockerfile;
 mod engine;
+mod package;
 mod plugins;
 mod results;
 mod source;
