@@ -14,7 +14,7 @@ use crate::util::*;
 
 /// Builds the compat workspace `name` (under tests/compat) in a target directory of its own,
 /// once per test run; returns that target's `debug` directory.
-fn compat(name: &str) -> PathBuf {
+pub(crate) fn compat(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
     let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("compat").join(name);
@@ -32,7 +32,7 @@ fn compat(name: &str) -> PathBuf {
     target.join("debug")
 }
 
-fn so(dir: &Path, name: &str) -> String {
+pub(crate) fn so(dir: &Path, name: &str) -> String {
     let path = dir.join(format!("lib{name}.so"));
     assert!(path.is_file(), "{} was not built", path.display());
     path.display().to_string()

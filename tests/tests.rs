@@ -15,6 +15,7 @@ mod compat;
 mod context;
 mod engine;
 mod errors;
+mod plugin_install;
 mod plugins;
 mod seed;
 mod source;

@@ -38,10 +38,11 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum Plugins {
-    /// Install a plugin package (.tar.gz) or a plugin file (lib<name>.so) into a plugin
-    /// directory, as DIR/<name>/, after checking its checksums, its signature, that every file
-    /// loads in this reactor and that no plugin key collides with what DIR already holds.
-    /// Atomic: a refused or interrupted install leaves DIR as it was.
+    /// Install a plugin package (.tar.gz) or a plugin file (lib<name>.so) into a plugin directory.
+    ///
+    /// The package goes into DIR/<name>/ once its checksums and signature are checked, every
+    /// file loads in this reactor, and no plugin key collides with what DIR already holds. It is
+    /// atomic: a refused or interrupted install leaves DIR as it was.
     Install {
         /// The package, or a plugin shared object (packaged on the fly).
         #[arg(value_name = "PACKAGE|PATH")]
@@ -75,9 +76,11 @@ pub enum Plugins {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
-    /// Make a plugin package (<name>-<version>.tar.gz) from a built plugin crate: its cdylib
-    /// (the release build if there is one), reactor-plugin.json with the plugins' manifests and
-    /// the file's sha256, its README and licence.
+    /// Make a plugin package (<name>-<version>.tar.gz) from a built plugin crate.
+    ///
+    /// The package holds the crate's cdylib (the release build if there is one),
+    /// reactor-plugin.json with the plugins' manifests and the file's sha256, the crate's README
+    /// and licence, and with --sign a minisign signature of reactor-plugin.json.
     Package {
         /// The plugin crate's directory.
         #[arg(value_name = "CRATE_DIR", default_value = ".")]

@@ -124,7 +124,10 @@ fn install_locked(
 /// Tells a package from a shared object by their first bytes.
 fn source_kind(source: &Path) -> Result<Source, String> {
     let mut magic = [0u8; 4];
-    let mut file = File::open(source).map_err(|e| format!("cannot open it: {e}"))?;
+    let mut file = File::open(source).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        _ => format!("cannot open it: {e}"),
+    })?;
     let n = file.read(&mut magic).map_err(|e| format!("cannot read it: {e}"))?;
     match &magic[..n] {
         [0x1f, 0x8b, ..] => Ok(Source::Package),
@@ -481,7 +484,8 @@ fn check_collisions(dir: &Path, manifest: &PackageManifest, shown: &str) -> Resu
     let places: Vec<String> = collisions
         .iter()
         .map(|(file, (package, keys))| {
-            let keys: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
+            let mut keys: Vec<String> = keys.iter().map(|k| format!("'{k}'")).collect();
+            keys.sort();
             let holder = match package {
                 Some(package) => {
                     remedies.push(format!("reactor plugins remove {package}"));
