@@ -511,6 +511,11 @@ fn key_pair(dir: &Path, name: &str, trusted: &Path) -> PathBuf {
     std::fs::write(&secret, pair.sk.to_box(None).expect("box").into_string()).expect("write");
     std::fs::create_dir_all(trusted).expect("mkdir");
     std::fs::write(trusted.join(format!("{name}.pub")), pair.pk.to_box().expect("box").into_string()).expect("write");
+    // Keys others may change are not trusted: whatever the umask, these are the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(trusted, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(trusted.join(format!("{name}.pub")), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
     secret
 }
 

@@ -209,3 +209,20 @@ fn write_archive(path: &Path, entries: &[(String, Entry)]) -> std::io::Result<()
     temp.persist(path)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_and_licences_travel_with_the_plugin() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for name in ["README.md", "LICENSE-MIT", "COPYING", "Cargo.toml", "notes.txt", ".README.swp"] {
+            std::fs::write(dir.path().join(name), "x").expect("write");
+        }
+        std::fs::create_dir(dir.path().join("LICENSES")).expect("mkdir");
+        let names: Vec<String> =
+            docs(dir.path()).iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["COPYING", "LICENSE-MIT", "README.md"]);
+    }
+}

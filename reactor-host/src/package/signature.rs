@@ -43,12 +43,21 @@ pub fn verify(data: &[u8], signature: Option<&str>, trusted_keys: &Path) -> Resu
     Ok(Verdict::UnknownKey(key_id(text)))
 }
 
-/// The trusted keys, by file; a file that is not a minisign public key is skipped with a warning.
+/// The trusted keys, by file; a file that is not a minisign public key is skipped with a warning,
+/// and so is every key when anyone but its owner may add or change keys (as ssh does with
+/// `authorized_keys`).
 fn trusted(dir: &Path) -> Vec<(PathBuf, PublicKey)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         log::debug!("no trusted keys: cannot read {}", dir.display());
         return Vec::new();
     };
+    if writable_by_others(dir) {
+        log::warn!(
+            "the trusted keys in {} are ignored: the directory is writable by group or others, so anyone could add a key (chmod go-w it)",
+            dir.display()
+        );
+        return Vec::new();
+    }
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "pub"))
@@ -56,6 +65,16 @@ fn trusted(dir: &Path) -> Vec<(PathBuf, PublicKey)> {
     files.sort();
     files
         .into_iter()
+        .filter(|file| {
+            let writable = writable_by_others(file);
+            if writable {
+                log::warn!(
+                    "trusted key {} is ignored: it is writable by group or others (chmod go-w it)",
+                    file.display()
+                );
+            }
+            !writable
+        })
         .filter_map(|file| match PublicKey::from_file(&file) {
             Ok(key) => Some((file, key)),
             Err(e) => {
@@ -64,6 +83,11 @@ fn trusted(dir: &Path) -> Vec<(PathBuf, PublicKey)> {
             }
         })
         .collect()
+}
+
+fn writable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o022 != 0)
 }
 
 /// The id of the key a signature was made with, as minisign prints it (16 hex digits).
@@ -105,6 +129,11 @@ mod tests {
         std::fs::create_dir_all(dir.join("trusted")).expect("mkdir");
         std::fs::write(dir.join("trusted").join(format!("{name}.pub")), pair.pk.to_box().expect("box").into_string())
             .expect("write key");
+        // Keys others may change are not trusted: whatever the umask, these are the owner's alone.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("trusted"), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let public = dir.join("trusted").join(format!("{name}.pub"));
+        std::fs::set_permissions(public, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         secret
     }
 
@@ -120,6 +149,24 @@ mod tests {
         assert!(bad.contains("does not verify with the trusted key"), "{bad}");
         assert_eq!(verify(b"manifest", None, &trusted), Ok(Verdict::Unsigned));
         assert!(verify(b"manifest", Some("garbage"), &trusted).is_err());
+    }
+
+    #[test]
+    fn keys_that_others_may_change_are_not_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = key_pair(dir.path(), "vendor");
+        let trusted = dir.path().join("trusted");
+        let sig = sign(b"manifest", &secret, "c").expect("signed");
+        let chmod = |p: &Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+
+        chmod(&trusted.join("vendor.pub"), 0o666);
+        assert!(matches!(verify(b"manifest", Some(&sig), &trusted), Ok(Verdict::UnknownKey(_))));
+        chmod(&trusted.join("vendor.pub"), 0o644);
+        chmod(&trusted, 0o777);
+        assert!(matches!(verify(b"manifest", Some(&sig), &trusted), Ok(Verdict::UnknownKey(_))));
+        chmod(&trusted, 0o755);
+        assert!(matches!(verify(b"manifest", Some(&sig), &trusted), Ok(Verdict::Trusted(_))));
     }
 
     #[test]
