@@ -10,10 +10,11 @@ use serde_json::json;
 
 use crate::build_json;
 use crate::cancel::Cancel;
-use crate::cli::{Build, Cli, Command, Plugins, RunArgs};
+use crate::cli::{Build, Cli, Command, NewPlugin, Plugins, RunArgs};
 use crate::package;
 use crate::plugins::{Plan, Registry};
 use crate::results::ResultDocument;
+use crate::scaffold;
 use crate::source;
 use crate::workflow::{self, Failure};
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> ExitCode {
 /// `reactor plugins …`: what it did goes to stdout in one line, a refusal to the log in one.
 fn plugins(command: Plugins) -> ExitCode {
     let outcome = match command {
+        Plugins::New(new) => return plugin_new(new),
         Plugins::Install { source, dir, force, require_signed, trusted_keys } => {
             plugins_install(&source, dir, force, require_signed, trusted_keys)
         }
@@ -102,6 +104,33 @@ fn plugin_dir(dir: Option<PathBuf>, command: &str) -> Result<PathBuf, package::R
     dir.or_else(package::user_plugin_dir).ok_or_else(|| {
         package::Refused::invalid(format!("{command}: give --dir DIR (neither XDG_DATA_HOME nor HOME is set)"))
     })
+}
+
+/// `reactor plugin new`: writes the crate and says what was written and what to do next.
+fn plugin_new(new: NewPlugin) -> ExitCode {
+    let request = scaffold::Request { name: new.name, phase: new.phase, dir: new.dir, api_path: new.api_path };
+    let created = match scaffold::create(&request) {
+        Ok(created) => created,
+        Err(e) => {
+            log::error!("reactor plugin new: {e}");
+            return ExitCode::from(if e.is_invalid_input() { exit::INVALID_INPUT } else { exit::FAILED });
+        }
+    };
+    let key = &created.names.key;
+    if Registry::with_builtins().get(key).is_some() {
+        log::warn!(
+            "'{key}' is also a built-in plugin's key: a build that loads this plugin runs it in the built-in's place"
+        );
+    }
+    let dir = created.dir.display();
+    println!("Created the {} plugin '{key}' in {dir}: {}", request.phase, created.files.join(", "));
+    println!("{}", created.api.describe());
+    println!("Next:");
+    println!("  cd {dir}");
+    println!("  cargo test               # its unit tests, on reactor_plugin_api::testing::FakeHost");
+    println!("  cargo build --release    # makes target/release/lib{}.so", created.names.lib);
+    println!("  reactor plugins check target/release/lib{}.so", created.names.lib);
+    ExitCode::from(exit::SUCCESS)
 }
 
 /// `reactor build json|git|path`.

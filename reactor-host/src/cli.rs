@@ -31,7 +31,7 @@ pub enum Command {
     /// Build an image.
     #[command(subcommand)]
     Build(Build),
-    /// Install, remove and package plugins.
+    /// Work with plugins: write a new plugin crate, package, install, remove.
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(Plugins),
 }
@@ -95,6 +95,30 @@ pub enum Plugins {
         #[arg(long, value_name = "SECRET_KEY_FILE")]
         sign: Option<PathBuf>,
     },
+    /// Write a new plugin crate, ready to build (`cargo build --release`) and load.
+    New(NewPlugin),
+}
+
+/// `reactor plugin new`.
+#[derive(Debug, Args)]
+pub struct NewPlugin {
+    /// The plugin's name: its crate's name and, with `-` as `_`, its key in a build.json
+    /// (lowercase letters, digits, `_` and `-`, starting with a letter).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// The phase the plugin runs in.
+    #[arg(long, default_value = "postbuild", value_parser = parse_phase)]
+    pub phase: reactor_plugin_api::Phase,
+
+    /// Where to write the crate (default: ./NAME); it must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// The reactor-plugin-api source directory to depend on (default: the one this reactor was
+    /// built from, if it is still there, else version major.minor from crates.io).
+    #[arg(long = "api-path", value_name = "DIR", env = "REACTOR_PLUGIN_API_PATH")]
+    pub api_path: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +228,14 @@ pub struct RunArgs {
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub enum Method {
     Here,
+}
+
+/// A phase by its name in a build.json (`prebuild`, `buildstep`, `prepublish`, `postbuild`, `exit`).
+fn parse_phase(text: &str) -> Result<reactor_plugin_api::Phase, String> {
+    reactor_plugin_api::Phase::ALL.into_iter().find(|p| p.name() == text).ok_or_else(|| {
+        let names: Vec<&str> = reactor_plugin_api::Phase::ALL.iter().map(|p| p.name()).collect();
+        format!("'{text}' is not a phase: use one of {}", names.join(", "))
+    })
 }
 
 /// A non-negative number of seconds (`10`, `2.5`).

@@ -10,6 +10,7 @@ mod engine;
 mod package;
 mod plugins;
 mod results;
+mod scaffold;
 mod source;
 mod state;
 mod workflow;
