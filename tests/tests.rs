@@ -16,6 +16,7 @@ mod context;
 mod engine;
 mod errors;
 mod plugin_install;
+mod plugin_kit;
 mod plugins;
 mod seed;
 mod source;
