@@ -185,6 +185,12 @@ fn plugin_new_refuses_a_bad_name_or_a_used_directory_and_writes_nothing() {
     left.sort();
     assert_eq!(left, ["taken"]);
     assert_eq!(std::fs::read_dir(dir.path().join("taken")).expect("dir").count(), 1);
+
+    // A built-in's key is allowed (a loaded plugin may replace a built-in), with a warning.
+    let run = reactor(dir.path(), &["plugin", "new", "tag_and_push", "--phase", "buildstep"], &as_pairs(&env));
+    run.expect_code(0);
+    assert!(run.stderr.contains("'tag_and_push' is also a built-in plugin's key"), "{}", run.stderr);
+    assert!(run.stdout.starts_with("Created the buildstep plugin 'tag_and_push' in tag_and_push: "), "{}", run.stdout);
 }
 
 /// One step of the tutorial: a shell command, or a file to write.

@@ -107,7 +107,7 @@ pub struct NewPlugin {
     #[arg(value_name = "NAME")]
     pub name: String,
 
-    /// The phase the plugin runs in.
+    /// The phase the plugin runs in: prebuild, buildstep, prepublish, postbuild or exit.
     #[arg(long, default_value = "postbuild", value_parser = parse_phase)]
     pub phase: reactor_plugin_api::Phase,
 
