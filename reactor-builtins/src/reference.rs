@@ -51,23 +51,30 @@ fn section(manifest: &Manifest) -> String {
     }
     let _ = writeln!(out, "- Returns: {}", crate::returns(&manifest.key).unwrap_or("nothing of note"));
     out += "\n";
+    out += &args_table(&manifest.args_schema);
+    out
+}
+
+/// An args JSON Schema as a markdown table, one row per arg (nested ones as `outer.inner`):
+/// arg, type, required, default, description; "No args." when it has none. `reactor plugins
+/// inspect` shows a loaded plugin's args with it too.
+pub fn args_table(schema: &Value) -> String {
     let mut rows = Vec::new();
-    collect_rows(&manifest.args_schema, "", &mut rows);
+    collect_rows(schema, "", &mut rows);
     if rows.is_empty() {
-        out += "No args.\n";
-    } else {
-        out += "| arg | type | required | default | description |\n|---|---|---|---|---|\n";
-        for row in rows {
-            let _ = writeln!(
-                out,
-                "| `{}` | {} | {} | {} | {} |",
-                row.name,
-                row.kind,
-                if row.required { "yes" } else { "no" },
-                row.default.map_or_else(|| "".to_owned(), |d| format!("`{d}`")),
-                row.description.replace('|', "\\|").replace('\n', " ")
-            );
-        }
+        return "No args.\n".to_owned();
+    }
+    let mut out = String::from("| arg | type | required | default | description |\n|---|---|---|---|---|\n");
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            row.name,
+            row.kind,
+            if row.required { "yes" } else { "no" },
+            row.default.map_or_else(|| "".to_owned(), |d| format!("`{d}`")),
+            row.description.replace('|', "\\|").replace('\n', " ")
+        );
     }
     out
 }

@@ -2,6 +2,7 @@
 //! request and the plugins, prints the plan or runs the workflow, writes the result document,
 //! and says how it ended as an exit code.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -12,6 +13,9 @@ use crate::build_json;
 use crate::cancel::Cancel;
 use crate::cli::{Build, Cli, Command, NewPlugin, Plugins, RunArgs};
 use crate::package;
+use crate::plugins::discover::{self, Purpose, Scan, Sources};
+use crate::plugins::load::LoadError;
+use crate::plugins::plan::requested_entries;
 use crate::plugins::{Plan, Registry};
 use crate::results::ResultDocument;
 use crate::scaffold;
@@ -25,22 +29,29 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// The build request is unusable (bad build.json, unknown plugin, bad args).
     pub const INVALID_INPUT: u8 = 2;
-    /// A `--load-plugin` file could not be loaded.
+    /// A `--load-plugin` file could not be loaded or was refused, two files of one plugin
+    /// directory share a key, a `--plugin-dir` does not exist, or a file holding a plugin the
+    /// build uses did not load.
     pub const PLUGIN_LOAD: u8 = 3;
     // Cancellation exits 130 (SIGINT) or 143 (SIGTERM): see `cancel::Signal::exit_code`.
 }
 
 /// Runs `cli` and returns the process's exit code. Errors are printed here, one per line.
 pub fn run(cli: Cli) -> ExitCode {
+    let sources = Sources::new(&cli.load_plugin, &cli.plugin_dir, cli.allow_insecure_plugin_dirs);
     match cli.command {
-        Command::Build(build) => self::build(build, &cli.load_plugin),
-        Command::Plugins(command) => plugins(command),
+        Command::Build(build) => self::build(build, &sources),
+        Command::Plugins(command) => plugins(command, &sources),
     }
 }
 
 /// `reactor plugins …`: what it did goes to stdout in one line, a refusal to the log in one.
-fn plugins(command: Plugins) -> ExitCode {
+fn plugins(command: Plugins, sources: &Sources) -> ExitCode {
+    use crate::plugins::inspect;
     let outcome = match command {
+        Plugins::List { json } => return inspect::list(sources, json),
+        Plugins::Inspect { target, json } => return inspect::inspect(sources, &target, json),
+        Plugins::Check { paths } => return inspect::check(&paths, sources.allow_insecure),
         Plugins::New(new) => return plugin_new(new),
         Plugins::Install { source, dir, force, require_signed, trusted_keys } => {
             plugins_install(&source, dir, force, require_signed, trusted_keys)
@@ -134,7 +145,7 @@ fn plugin_new(new: NewPlugin) -> ExitCode {
 }
 
 /// `reactor build json|git|path`.
-fn build(build: Build, load_plugin: &[PathBuf]) -> ExitCode {
+fn build(build: Build, sources: &Sources) -> ExitCode {
     let started = SystemTime::now();
     let (origin, request, run) = match build {
         Build::Json { file, substitute, run } => {
@@ -154,8 +165,20 @@ fn build(build: Build, load_plugin: &[PathBuf]) -> ExitCode {
 
     // The request and the plugin files are both read before either is reported, so one run
     // shows every problem.
+    // --load-plugin files first: they win their keys over the plugin directories'.
     let mut registry = Registry::with_builtins();
-    let loaded = registry.load_files(load_plugin);
+    let mut loaded = discover::load_named_files(&mut registry, &sources.load_plugin, sources.allow_insecure);
+    let mut scan = Scan::new(sources, Purpose::Build);
+    let needed: Option<BTreeSet<String>> = match (&request, &loaded) {
+        (Ok(request), Ok(())) => Some(requested_entries(request).into_iter().map(|e| e.name).collect()),
+        _ => None,
+    };
+    let dir_errors = scan.load_for_build(&mut registry, needed.as_ref());
+    if !dir_errors.is_empty() {
+        let mut errors = loaded.err().unwrap_or_default();
+        errors.extend(dir_errors.into_iter().map(LoadError::Discovery));
+        loaded = Err(errors);
+    }
     let request = match (request, loaded) {
         (Ok(request), Ok(())) => request,
         (request, loaded) => {
@@ -174,7 +197,12 @@ fn build(build: Build, load_plugin: &[PathBuf]) -> ExitCode {
         Ok(plan) => plan,
         Err(problems) => {
             let problems: Vec<String> = problems.iter().map(|p| format!("{origin}: {p}")).collect();
-            return refuse(&origin, &problems, &registry, exit::INVALID_INPUT, &run, started);
+            // A plugin whose file did not load is a plugin load failure, not a bad request.
+            let unloaded = requested_entries(&request)
+                .iter()
+                .any(|e| e.required && registry.get(&e.name).is_none() && registry.why_unavailable(&e.name).is_some());
+            let code = if unloaded { exit::PLUGIN_LOAD } else { exit::INVALID_INPUT };
+            return refuse(&origin, &problems, &registry, code, &run, started);
         }
     };
 

@@ -22,6 +22,18 @@ pub struct Cli {
     #[arg(long = "load-plugin", value_name = "PATH", global = true)]
     pub load_plugin: Vec<PathBuf>,
 
+    /// Also take plugins from this directory (repeat for more): its `lib*.so` files and
+    /// installed packages. Searched after --load-plugin and before REACTOR_PLUGIN_PATH, the user
+    /// directory ($XDG_DATA_HOME/reactor/plugins) and the system one (/usr/lib/reactor/plugins).
+    #[arg(long = "plugin-dir", value_name = "DIR", global = true)]
+    pub plugin_dir: Vec<PathBuf>,
+
+    /// Load plugin files and directories that another user could change (writable by group or
+    /// others, or owned by another user than you or root). Refused by default, as ssh and sudo do:
+    /// whoever can write there could make reactor run their code with your rights.
+    #[arg(long = "allow-insecure-plugin-dirs", global = true)]
+    pub allow_insecure_plugin_dirs: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -31,13 +43,38 @@ pub enum Command {
     /// Build an image.
     #[command(subcommand)]
     Build(Build),
-    /// Work with plugins: write a new plugin crate, package, install, remove.
+    /// Work with plugins: list, inspect and check them; write a new plugin crate; package, install, remove.
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(Plugins),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Plugins {
+    /// List every plugin available, built-in and found, with where it comes from. Runs no
+    /// plugin code: a hand-dropped file never loaded before is listed as not inspected.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's manifest, its args (types, required, defaults, descriptions), its file and
+    /// sha256. A PATH is loaded (its code runs); a KEY is looked up as `list` finds it.
+    Inspect {
+        /// A plugin key, or the path of a plugin file.
+        #[arg(value_name = "KEY|PATH")]
+        target: String,
+
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that plugin files (or every plugin of a directory) would load in this reactor: exit 0
+    /// when all would, else one line per file saying why and how to fix it, and exit 3.
+    Check {
+        /// Plugin files, or plugin directories.
+        #[arg(value_name = "PATH", required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Install a plugin package (.tar.gz) or a plugin file (lib<name>.so) into a plugin directory.
     ///
     /// The package goes into DIR/<name>/ once its checksums and signature are checked, every

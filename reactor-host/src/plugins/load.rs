@@ -48,6 +48,39 @@ pub enum LoadError {
     Invalid { path: PathBuf, problem: String },
     #[error("--load-plugin {path}: {reason}")]
     Broken { path: PathBuf, reason: String },
+    /// Others could change the file: see `permissions`. The refusal names the path.
+    #[error("--load-plugin {refusal}")]
+    Insecure { path: PathBuf, refusal: String },
+    /// A problem of the plugin directories that stops a build (see `discover`); names its files.
+    #[error("{0}")]
+    Discovery(String),
+}
+
+impl LoadError {
+    /// The file as it was given.
+    pub fn path(&self) -> &Path {
+        match self {
+            LoadError::NotFound(path) | LoadError::NotPlugin(path) => path,
+            LoadError::Discovery(_) => Path::new(""),
+            LoadError::NotSharedObject { path, .. }
+            | LoadError::NewerMajor { path, .. }
+            | LoadError::OlderMajor { path, .. }
+            | LoadError::SameVersionOtherLayout { path, .. }
+            | LoadError::OtherLayout { path, .. }
+            | LoadError::NeedsFeature { path, .. }
+            | LoadError::Invalid { path, .. }
+            | LoadError::Broken { path, .. }
+            | LoadError::Insecure { path, .. } => path,
+        }
+    }
+
+    /// The message without its `--load-plugin PATH: ` opening, for a file that was not named
+    /// with `--load-plugin` (one found in a plugin directory, or given to `plugins check`).
+    pub fn reason(&self) -> String {
+        let text = self.to_string();
+        let opening = format!("--load-plugin {}: ", self.path().display());
+        text.strip_prefix(&opening).map(str::to_owned).unwrap_or(text)
+    }
 }
 
 /// The `reactor-plugin-api` major this reactor loads: the protocol's.
@@ -87,22 +120,22 @@ impl Registry {
 /// Opens `path`, greets the module and runs every load-time check a build runs, without
 /// registering its plugins: how `plugin package` and `plugins install` read a file's manifests.
 pub fn check_file(path: &Path) -> Result<ModuleHello, Vec<LoadError>> {
-    open_and_check(path).map(|(_, hello)| hello)
-}
-
-fn open_and_check(path: &Path) -> Result<(PluginModule_Ref, ModuleHello), Vec<LoadError>> {
-    let module = open_module(path).map_err(|e| vec![e])?;
-    let given = path.to_path_buf();
-    let ours = host_hello();
-    let hello = handshake(module, &ours).map_err(|reason| vec![LoadError::Broken { path: given.clone(), reason }])?;
-    let problems = check(&given, &hello, &ours);
-    if !problems.is_empty() {
-        return Err(problems);
-    }
-    Ok((module, hello))
+    open_and_check(path).map(|(_, hello)| hello).map_err(|failed| failed.errors)
 }
 
 fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
+    load_module_file(path).map_err(|failed| failed.errors)
+}
+
+/// A module that did not load: every reason, and the keys its handshake gave (none when it
+/// failed before that).
+pub(super) struct FailedModule {
+    pub errors: Vec<LoadError>,
+    pub keys: Vec<String>,
+}
+
+/// Opens `path`, greets it and checks its plugins; on success, its plugins ready to register.
+pub(super) fn load_module_file(path: &Path) -> Result<Vec<RegisteredPlugin>, FailedModule> {
     let (module, hello) = open_and_check(path)?;
     let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
     Ok(hello
@@ -116,6 +149,21 @@ fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
             implementation: Implementation::Loaded { module, index },
         })
         .collect())
+}
+
+fn open_and_check(path: &Path) -> Result<(PluginModule_Ref, ModuleHello), FailedModule> {
+    let failed = |errors, keys| FailedModule { errors, keys };
+    let module = open_module(path).map_err(|e| failed(vec![e], Vec::new()))?;
+    let given = path.to_path_buf();
+    let ours = host_hello();
+    let hello = handshake(module, &ours)
+        .map_err(|reason| failed(vec![LoadError::Broken { path: given.clone(), reason }], Vec::new()))?;
+    let problems = check(&given, &hello, &ours);
+    if !problems.is_empty() {
+        let keys = hello.plugins.iter().map(|m| m.key.clone()).filter(|k| !k.trim().is_empty()).collect();
+        return Err(failed(problems, keys));
+    }
+    Ok((module, hello))
 }
 
 // A load error is made once per bad file, before anything runs: its size does not matter.

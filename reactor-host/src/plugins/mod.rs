@@ -7,8 +7,12 @@
 //! do all that a built-in can.
 
 pub mod context;
+pub mod discover;
+pub mod inspect;
 pub mod load;
+pub mod manifest_cache;
 pub mod package_manifest;
+pub mod permissions;
 pub mod plan;
 pub mod registry;
 pub mod runner;

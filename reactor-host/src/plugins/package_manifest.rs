@@ -129,9 +129,9 @@ mod tests {
         assert!(escaping.check().is_err());
         let mut bad_sum = sample();
         bad_sum.files[0].sha256 = "ABC".into();
-        assert!(bad_sum.check().unwrap_err().contains("sha256"));
+        assert!(bad_sum.check().expect_err("a bad sum").contains("sha256"));
         std::fs::write(dir.path().join(FILE_NAME), "{").expect("write");
-        assert!(PackageManifest::read(dir.path()).unwrap_err().contains("not a readable package manifest"));
+        assert!(PackageManifest::read(dir.path()).expect_err("not JSON").contains("not a readable package manifest"));
     }
 
     #[test]

@@ -49,11 +49,29 @@ impl Plan {
             for (index, entry) in entries.iter().enumerate() {
                 let place = format!("/{}/{index}", phase.build_json_key());
                 let Some(plugin) = registry.get(&entry.name) else {
-                    if entry.required {
+                    if let Some(why) = registry.why_unavailable(&entry.name) {
+                        if entry.required {
+                            problems.push(format!("{place}: plugin '{}' is not available: {why}", entry.name));
+                        } else {
+                            log::warn!(
+                                "plugin '{}' is not available ({why}), skipping it ({place} has \"required\": false)",
+                                entry.name
+                            );
+                        }
+                    } else if entry.required {
                         let available = registry.keys_for(phase);
                         let available = if available.is_empty() { "none".to_owned() } else { available.join(", ") };
+                        let unloaded: Vec<String> = registry
+                            .unloaded_without_keys()
+                            .map(|u| format!("{} ({})", u.file.display(), u.reason))
+                            .collect();
+                        let unloaded = if unloaded.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; these plugin files did not load and may hold it: {}", unloaded.join("; "))
+                        };
                         problems.push(format!(
-                            "{place}: no such plugin '{}' (available for {phase}: {available}; load others with --load-plugin, or set \"required\": false)",
+                            "{place}: no such plugin '{}' (available for {phase}: {available}; load others with --load-plugin or --plugin-dir, or set \"required\": false{unloaded})",
                             entry.name
                         ));
                     } else {
@@ -149,6 +167,27 @@ impl Plan {
     pub fn phase(&self, phase: Phase) -> &[PlannedPlugin] {
         self.phases.get(&phase).map(Vec::as_slice).unwrap_or(&[])
     }
+}
+
+/// Every plugin entry `request` makes, in phase order: those it lists, the default ones it
+/// implies, and the default builder when it lists none. A build opens only these keys' files.
+pub fn requested_entries(request: &BuildRequest) -> Vec<PluginEntry> {
+    let mut entries = Vec::new();
+    for phase in Phase::ALL {
+        match request.plugins.get(&phase) {
+            Some(listed) => entries.extend(listed.iter().cloned()),
+            None => entries.extend(default_entries(phase, &request.registries)),
+        }
+    }
+    if request.plugins.get(&Phase::Buildstep).is_none_or(Vec::is_empty) {
+        entries.push(PluginEntry {
+            name: reactor_builtins::DEFAULT_BUILDER.to_owned(),
+            args: Value::Object(Default::default()),
+            required: true,
+            is_allowed_to_fail: Some(false),
+        });
+    }
+    entries
 }
 
 /// The plugins a phase runs when the build.json does not list it, as atomic-reactor's

@@ -88,10 +88,24 @@ impl RegisteredPlugin {
     }
 }
 
+/// A plugin file from a plugin directory that did not load, or was refused.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnloadedFile {
+    pub file: PathBuf,
+    pub reason: String,
+    /// The keys it holds, when known (from its package manifest, the manifest cache, or a
+    /// handshake that got as far as listing them).
+    pub keys: Vec<String>,
+}
+
 /// Every plugin available to a build, by key.
 #[derive(Default)]
 pub struct Registry {
     plugins: BTreeMap<String, Arc<RegisteredPlugin>>,
+    /// Plugins found in plugin directories and not opened, as the build does not use them: by
+    /// key, their phases (for the "available" list of a message).
+    not_opened: BTreeMap<String, Vec<Phase>>,
+    unloaded: Vec<UnloadedFile>,
 }
 
 impl Registry {
@@ -128,8 +142,48 @@ impl Registry {
         self.plugins.get(key)
     }
 
-    /// The keys of the plugins that may run in `phase`.
+    /// The keys of the plugins that may run in `phase`, found ones that were not opened included.
     pub fn keys_for(&self, phase: Phase) -> Vec<&str> {
-        self.plugins.values().filter(|p| p.manifest.phases.contains(&phase)).map(|p| p.manifest.key.as_str()).collect()
+        let mut keys: Vec<&str> = self
+            .plugins
+            .values()
+            .filter(|p| p.manifest.phases.contains(&phase))
+            .map(|p| p.manifest.key.as_str())
+            .chain(self.not_opened.iter().filter(|(_, phases)| phases.contains(&phase)).map(|(key, _)| key.as_str()))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    /// Notes a plugin found in a plugin directory that the build does not open.
+    pub(super) fn note_not_opened(&mut self, key: &str, phases: &[Phase]) {
+        self.not_opened.insert(key.to_owned(), phases.to_vec());
+    }
+
+    /// Notes a file of a plugin directory that did not load.
+    pub(super) fn note_unloaded(&mut self, file: UnloadedFile) {
+        if !self.unloaded.contains(&file) {
+            self.unloaded.push(file);
+        }
+    }
+
+    /// Why `key` is not available when a file that holds it did not load: "FILE did not load:
+    /// REASON". A file whose keys are unknown is taken to hold the key it is named after
+    /// (`lib<key>.so`).
+    pub fn why_unavailable(&self, key: &str) -> Option<String> {
+        let named = format!("lib{key}.so");
+        self.unloaded
+            .iter()
+            .find(|u| {
+                u.keys.iter().any(|k| k == key)
+                    || (u.keys.is_empty() && u.file.file_name().is_some_and(|n| n == named.as_str()))
+            })
+            .map(|u| format!("its file {} did not load: {}", u.file.display(), u.reason))
+    }
+
+    /// The files that did not load before telling their keys: any of them may hold a missing key.
+    pub fn unloaded_without_keys(&self) -> impl Iterator<Item = &UnloadedFile> {
+        self.unloaded.iter().filter(|u| u.keys.is_empty())
     }
 }
