@@ -690,3 +690,51 @@ fn a_real_build_runs_a_plugin_from_a_package_in_the_system_directory() {
         doc["loaded_plugins"].as_array().expect("loaded").iter().find(|p| p["key"] == "recorder").expect("recorder");
     assert_eq!(loaded["origin"], json!(system.join("probes/libtest_plugins.so")));
 }
+
+#[test]
+fn once_known_a_build_opens_only_the_hand_dropped_files_it_uses_and_list_opens_none() {
+    let home = Home::new();
+    let dir = home.dir("plugins");
+    // test_named's key is its file's name: three copies, three plugins.
+    for name in ["libnamed_a.so", "libnamed_b.so", "libnamed_c.so"] {
+        drop_in("test_named", &dir, name);
+    }
+    let d = path_str(&dir);
+    let opened = |run: &Run| -> Vec<String> {
+        run.stderr
+            .lines()
+            .filter_map(|l| l.split("opening plugin file ").nth(1))
+            .map(|rest| rest.split(' ').next().unwrap_or("").rsplit('/').next().unwrap_or("").to_owned())
+            .collect()
+    };
+
+    // Never seen: all are opened to learn their keys.
+    let first = home.dry_run(&["-v", "--plugin-dir", &d], json!([{"name": "named_b"}]));
+    first.expect_code(0);
+    assert_eq!(opened(&first), ["libnamed_a.so", "libnamed_b.so", "libnamed_c.so"], "{}", first.stderr);
+    assert!(planned(&first, "named_b").contains(&format!("({d}/libnamed_b.so)")), "{}", first.stdout);
+
+    // Known from the cache: only the one the plan uses.
+    let second = home.dry_run(&["-v", "--plugin-dir", &d], json!([{"name": "named_c"}]));
+    second.expect_code(0);
+    assert_eq!(opened(&second), ["libnamed_c.so"], "{}", second.stderr);
+
+    // A file changed since is opened again; list opens nothing.
+    drop_in("test_named", &dir, "libnamed_a.so");
+    let list = home.run(&["-v", "--plugin-dir", &d, "plugins", "list", "--json"]);
+    list.expect_code(0);
+    assert!(opened(&list).is_empty(), "{}", list.stderr);
+    let listed: Value = serde_json::from_str(&list.stdout).expect("JSON");
+    assert_eq!(listed["not_inspected"], json!([{"file": dir.join("libnamed_a.so"), "source": "--plugin-dir"}]));
+    let keys: Vec<&str> = listed["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .filter(|p| p["source"] == "--plugin-dir")
+        .filter_map(|p| p["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["named_b", "named_c"]);
+    let third = home.dry_run(&["-v", "--plugin-dir", &d], json!([{"name": "named_c"}]));
+    third.expect_code(0);
+    assert_eq!(opened(&third), ["libnamed_a.so", "libnamed_c.so"], "{}", third.stderr);
+}

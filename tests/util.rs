@@ -99,6 +99,8 @@ pub fn plugin(name: &str) -> String {
                 "-p",
                 "test_invalid",
                 "-p",
+                "test_named",
+                "-p",
                 "builtins_module",
             ])
             .env("CARGO_TARGET_DIR", target_dir())

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use reactor_plugin_api::Manifest;
 
-use super::load::load_module_file;
+use super::load::{load_module_file, LoadError};
 use super::manifest_cache::{CachedFailure, CachedFile, FileId, ManifestCache};
 use super::package_manifest::{self, PackageManifest};
 use super::permissions::{self, Kind};
@@ -110,6 +110,17 @@ pub enum Known {
     Failed(CachedFailure),
 }
 
+impl Known {
+    /// The keys, as far as known.
+    pub fn keys(&self) -> Vec<String> {
+        match self {
+            Known::Plugins { manifests, .. } => manifests.iter().map(|m| m.key.clone()).collect(),
+            Known::Failed(failure) => failure.keys.clone(),
+            Known::NotInspected => Vec::new(),
+        }
+    }
+}
+
 /// A plugin file found in a source.
 #[derive(Clone, Debug)]
 pub struct Found {
@@ -126,11 +137,7 @@ pub struct Found {
 impl Found {
     /// The keys it holds, as far as known.
     pub fn keys(&self) -> Vec<String> {
-        match &self.known {
-            Known::Plugins { manifests, .. } => manifests.iter().map(|m| m.key.clone()).collect(),
-            Known::Failed(failure) => failure.keys.clone(),
-            Known::NotInspected => Vec::new(),
-        }
+        self.known.keys()
     }
 
     /// "FILE (SOURCE)": how messages name it.
@@ -158,6 +165,7 @@ pub struct Scan {
     pub unreadable: Vec<UnloadedFile>,
     pub cache: ManifestCache,
     pub allow_insecure: bool,
+    pub purpose: Purpose,
 }
 
 /// Whether a scan reads the manifest cache for `--load-plugin` files: listing does; a build
@@ -179,6 +187,7 @@ impl Scan {
             unreadable: Vec::new(),
             cache: ManifestCache::for_user(),
             allow_insecure: sources.allow_insecure,
+            purpose,
         };
         let mut seen_files = BTreeSet::new();
         for path in &sources.load_plugin {
@@ -240,6 +249,10 @@ impl Scan {
 
     fn cached(&mut self, file: &Path, id: FileId) -> Known {
         match self.cache.get(file, id) {
+            // A build tries again a file whose failure may come from outside it.
+            Some(CachedFile { failure: Some(failure), .. }) if failure.retry && self.purpose == Purpose::Build => {
+                Known::NotInspected
+            }
             Some(CachedFile { failure: Some(failure), .. }) => Known::Failed(failure),
             Some(CachedFile { plugins: Some(manifests), api_version, .. }) => {
                 Known::Plugins { api_version: api_version.unwrap_or_default(), manifests }
@@ -292,11 +305,10 @@ impl Scan {
             let id = FileId::of(&metadata);
             let known = self.cached(&file, id);
             // A refused file's keys are known when an earlier load told them.
-            let keys = Found { file: file.clone(), source, dir: None, package: None, id: None, known: known.clone() };
+            let keys = || known.keys();
             // A link leads to another directory, whose writers could change the file too.
-            let target_dir_safe =
-                !link || file.parent().is_none_or(|p| self.secure(p, Kind::ParentOfNamedFile, || keys.keys()));
-            if !target_dir_safe || !self.secure(&file, Kind::File, || keys.keys()) {
+            let target_dir_safe = !link || file.parent().is_none_or(|p| self.secure(p, Kind::ParentOfNamedFile, keys));
+            if !target_dir_safe || !self.secure(&file, Kind::File, keys) {
                 continue;
             }
             self.found.push(Found { file, source, dir: Some(index), package: None, id: Some(id), known });
@@ -437,6 +449,7 @@ impl Scan {
             }
         }
         let mut entry = self.cache.get(&found.file, id).unwrap_or_else(|| CachedFile::new(id));
+        log::debug!("opening plugin file {}", found.describe());
         match load_module_file(&found.file) {
             Ok(plugins) => {
                 entry.api_version = plugins.first().map(|p| p.api_version.clone());
@@ -448,9 +461,12 @@ impl Scan {
             Err(failed) => {
                 let reason = joined_reasons(&failed.errors);
                 let keys = if failed.keys.is_empty() { found.keys() } else { failed.keys };
+                // dlopen can fail for want of a library the file needs: that may be fixed
+                // without touching the file, so builds try such a file again.
+                let retry = failed.errors.iter().any(|e| matches!(e, LoadError::NotSharedObject { .. }));
                 if found.package.is_none() {
                     entry.plugins = None;
-                    entry.failure = Some(CachedFailure { reason: reason.clone(), keys: keys.clone() });
+                    entry.failure = Some(CachedFailure { reason: reason.clone(), keys: keys.clone(), retry });
                     self.cache.put(&found.file, entry);
                 }
                 Err((reason, keys))
@@ -458,8 +474,8 @@ impl Scan {
         }
     }
 
-    /// The sha256 of a found file: the package's record when the file still matches it, else
-    /// the cache's while the file is unchanged, else read now (and cached). Runs no plugin code.
+    /// The sha256 of a found file: the cache's while the file keeps the identity it had when
+    /// hashed, else read now (and cached). Runs no plugin code.
     pub fn sha256(&mut self, i: usize) -> Result<String, String> {
         let found = &self.found[i];
         let Some(id) = found.id else {
@@ -489,7 +505,7 @@ impl Scan {
                 Err(e) => e,
             };
             let keys = self.found[i].keys();
-            self.found[i].known = Known::Failed(CachedFailure { reason, keys });
+            self.found[i].known = Known::Failed(CachedFailure { reason, keys, retry: false });
         }
     }
 
@@ -522,7 +538,7 @@ impl Scan {
                         opened.insert(i, Some(plugins.into_iter().map(Some).collect()));
                     }
                     Err((reason, keys)) => {
-                        self.found[i].known = Known::Failed(CachedFailure { reason, keys });
+                        self.found[i].known = Known::Failed(CachedFailure { reason, keys, retry: false });
                     }
                 }
             }
@@ -600,7 +616,7 @@ impl Scan {
 }
 
 /// A file's load errors as one line: the author's fix said once, at the end.
-fn joined_reasons(errors: &[super::load::LoadError]) -> String {
+fn joined_reasons(errors: &[LoadError]) -> String {
     const AUTHOR_FIX: &str = "; the plugin's author must fix the module";
     let reasons: Vec<String> = errors.iter().map(|e| e.reason()).collect();
     let for_author = reasons.iter().any(|r| r.ends_with(AUTHOR_FIX));
@@ -635,7 +651,7 @@ pub fn load_named_files(
     registry: &mut Registry,
     paths: &[PathBuf],
     allow_insecure: bool,
-) -> Result<(), Vec<super::load::LoadError>> {
+) -> Result<(), Vec<LoadError>> {
     let mut errors = Vec::new();
     let mut secure = Vec::new();
     for path in paths {
@@ -645,7 +661,7 @@ pub fn load_named_files(
             .and_then(|()| permissions::check(&file, Kind::File, allow_insecure));
         match refusal {
             Ok(()) => secure.push(path.clone()),
-            Err(refusal) => errors.push(super::load::LoadError::Insecure { path: path.clone(), refusal }),
+            Err(refusal) => errors.push(LoadError::Insecure { path: path.clone(), refusal }),
         }
     }
     if let Err(mut more) = registry.load_files(&secure) {
@@ -655,5 +671,102 @@ pub fn load_named_files(
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reactor_plugin_api::Phase;
+
+    fn found(file: &str, source: Source, dir: Option<usize>, keys: &[&str]) -> Found {
+        let manifests = keys.iter().map(|k| Manifest::new(k, [Phase::Postbuild], "1")).collect();
+        Found {
+            file: PathBuf::from(file),
+            source,
+            dir,
+            package: None,
+            id: None,
+            known: Known::Plugins { api_version: "1.1.0".into(), manifests },
+        }
+    }
+
+    fn scan(found: Vec<Found>) -> Scan {
+        Scan {
+            dirs: vec![
+                ScannedDir { path: "/a".into(), source: Source::PluginDir },
+                ScannedDir { path: "/b".into(), source: Source::User },
+            ],
+            found,
+            warnings: Vec::new(),
+            errors: Vec::new(),
+            unreadable: Vec::new(),
+            cache: ManifestCache::default(),
+            allow_insecure: false,
+            purpose: Purpose::Build,
+        }
+    }
+
+    #[test]
+    fn the_earlier_source_wins_and_one_directory_may_not_hold_a_key_twice() {
+        let resolution = scan(vec![
+            found("/named/libx.so", Source::LoadPlugin, None, &["x"]),
+            found("/named/liby.so", Source::LoadPlugin, None, &["x"]),
+            found("/a/liba.so", Source::PluginDir, Some(0), &["a", "x"]),
+            found("/a/libb.so", Source::PluginDir, Some(0), &["a", "b", "c"]),
+            found("/b/liba.so", Source::User, Some(1), &["a", "b"]),
+        ])
+        .resolve();
+        // Among --load-plugin files the later wins; otherwise the earlier source.
+        assert_eq!(resolution.winners["x"], 1);
+        assert_eq!(resolution.winners["a"], 2);
+        assert_eq!(resolution.winners["b"], 3);
+        assert_eq!(resolution.winners["c"], 3);
+        assert_eq!(
+            resolution.errors,
+            ["plugin directory /a (--plugin-dir): /a/liba.so and /a/libb.so both hold the plugin 'a': remove one of them"]
+        );
+        assert_eq!(
+            resolution.warnings,
+            [
+                "plugin 'x' of /a/liba.so (--plugin-dir) is not used: /named/liby.so (--load-plugin), an earlier source, has the same key",
+                "plugin 'a' of /b/liba.so (user) is not used: /a/liba.so (--plugin-dir), an earlier source, has the same key",
+                "plugin 'b' of /b/liba.so (user) is not used: /a/libb.so (--plugin-dir), an earlier source, has the same key",
+            ]
+        );
+    }
+
+    #[test]
+    fn files_that_did_not_load_or_were_never_inspected_take_no_part() {
+        let mut broken = found("/a/libbroken.so", Source::PluginDir, Some(0), &[]);
+        broken.known = Known::Failed(CachedFailure { reason: "no".into(), keys: vec!["a".into()], retry: false });
+        let mut unknown = found("/a/libunknown.so", Source::PluginDir, Some(0), &[]);
+        unknown.known = Known::NotInspected;
+        let resolution = scan(vec![broken, unknown, found("/b/liba.so", Source::User, Some(1), &["a"])]).resolve();
+        assert_eq!(resolution.winners["a"], 2);
+        assert!(resolution.errors.is_empty() && resolution.warnings.is_empty());
+    }
+
+    #[test]
+    fn sources_come_in_the_documented_order() {
+        let home = tempfile::tempdir().expect("tempdir");
+        // The process environment is shared by the unit tests: only this test sets these.
+        std::env::set_var("XDG_DATA_HOME", home.path().join("data"));
+        std::env::set_var("REACTOR_PLUGIN_PATH", "/p1::/p2");
+        std::env::set_var("REACTOR_SYSTEM_PLUGIN_DIR", "/sys-plugins");
+        let sources = Sources::new(&[PathBuf::from("x.so")], &[PathBuf::from("/d1")], false);
+        std::env::remove_var("REACTOR_PLUGIN_PATH");
+        std::env::remove_var("REACTOR_SYSTEM_PLUGIN_DIR");
+        std::env::remove_var("XDG_DATA_HOME");
+        assert_eq!(
+            sources.dirs,
+            [
+                (PathBuf::from("/d1"), Source::PluginDir),
+                (PathBuf::from("/p1"), Source::PluginPath),
+                (PathBuf::from("/p2"), Source::PluginPath),
+                (home.path().join("data/reactor/plugins"), Source::User),
+                (PathBuf::from("/sys-plugins"), Source::System),
+            ]
+        );
     }
 }

@@ -48,6 +48,10 @@ pub struct CachedFailure {
     pub reason: String,
     #[serde(default)]
     pub keys: Vec<String>,
+    /// The cause may lie outside the file (dlopen could not resolve a library it needs), so a
+    /// build tries it again; a listing still shows the reason.
+    #[serde(default)]
+    pub retry: bool,
 }
 
 /// What is known of one file with a given identity.

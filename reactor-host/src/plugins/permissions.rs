@@ -100,5 +100,14 @@ mod tests {
         assert_eq!(check(dir.path(), Kind::ParentOfNamedFile, false), Ok(()));
         assert!(check(dir.path(), Kind::PluginDir, false).is_err());
         chmod(dir.path(), 0o700);
+
+        // Another user's file, when this test may give one away (it runs as root in CI).
+        if current_uid() == 0 {
+            chmod(&file, 0o755);
+            std::os::unix::fs::chown(&file, Some(65534), None).expect("chown");
+            let why = check(&file, Kind::File, false).expect_err("another user's");
+            assert!(why.contains("belongs to another user (uid 65534; you are uid 0)"), "{why}");
+            assert!(why.contains(&format!("chown 0 {}", file.display())), "{why}");
+        }
     }
 }
