@@ -102,6 +102,8 @@ pub fn plugin(name: &str) -> String {
                 "test_named",
                 "-p",
                 "builtins_module",
+                "-p",
+                "test_isolation",
             ])
             .env("CARGO_TARGET_DIR", target_dir())
             .status()
