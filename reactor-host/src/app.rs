@@ -40,8 +40,9 @@ pub mod exit {
 pub fn run(cli: Cli) -> ExitCode {
     let sources = Sources::new(&cli.load_plugin, &cli.plugin_dir, cli.allow_insecure_plugin_dirs);
     match cli.command {
-        Command::Build(build) => self::build(build, &sources),
+        Command::Build(build) => self::build(build, &sources, cli.isolate_plugins),
         Command::Plugins(command) => plugins(command, &sources),
+        Command::PluginWorker { file } => crate::plugins::isolate::serve(&file),
     }
 }
 
@@ -145,7 +146,7 @@ fn plugin_new(new: NewPlugin) -> ExitCode {
 }
 
 /// `reactor build json|git|path`.
-fn build(build: Build, sources: &Sources) -> ExitCode {
+fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     let started = SystemTime::now();
     let (origin, request, run) = match build {
         Build::Json { file, substitute, run } => {
@@ -167,6 +168,7 @@ fn build(build: Build, sources: &Sources) -> ExitCode {
     // shows every problem.
     // --load-plugin files first: they win their keys over the plugin directories'.
     let mut registry = Registry::with_builtins();
+    registry.isolate_loaded_plugins(isolate_plugins);
     let mut loaded = discover::load_named_files(&mut registry, &sources.load_plugin, sources.allow_insecure);
     let mut scan = Scan::new(sources, Purpose::Build);
     let needed: Option<BTreeSet<String>> = match (&request, &loaded) {

@@ -58,6 +58,9 @@ pub struct PluginEntry {
     /// `None` leaves it to the plugin's manifest.
     #[serde(default)]
     pub is_allowed_to_fail: Option<bool>,
+    /// Run this loaded plugin in a worker process, so that a crash in it fails only it.
+    #[serde(default)]
+    pub isolate: bool,
 }
 
 fn empty_object() -> Value {

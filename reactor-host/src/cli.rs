@@ -34,6 +34,12 @@ pub struct Cli {
     #[arg(long = "allow-insecure-plugin-dirs", global = true)]
     pub allow_insecure_plugin_dirs: bool,
 
+    /// Run every loaded plugin in a child reactor process, so that a crash in its code (a
+    /// segfault, an abort) fails that plugin instead of killing reactor; built-ins run in-process.
+    /// Each request a plugin makes then crosses a pipe (see the README for the cost).
+    #[arg(long = "isolate-plugins", global = true)]
+    pub isolate_plugins: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -46,6 +52,12 @@ pub enum Command {
     /// Work with plugins: list, inspect and check them; write a new plugin crate; package, install, remove.
     #[command(subcommand, visible_alias = "plugin")]
     Plugins(Plugins),
+    /// Serves one plugin module to a parent reactor (--isolate-plugins); not for people.
+    #[command(name = "__plugin-worker", hide = true)]
+    PluginWorker {
+        /// The module's shared object.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -166,6 +166,9 @@ pub struct Scan {
     pub cache: ManifestCache,
     pub allow_insecure: bool,
     pub purpose: Purpose,
+    /// Whether opened modules run in worker processes (`--isolate-plugins`), as the registry
+    /// that a build loads them into says.
+    isolate: bool,
 }
 
 /// Whether a scan reads the manifest cache for `--load-plugin` files: listing does; a build
@@ -188,6 +191,7 @@ impl Scan {
             cache: ManifestCache::for_user(),
             allow_insecure: sources.allow_insecure,
             purpose,
+            isolate: false,
         };
         let mut seen_files = BTreeSet::new();
         for path in &sources.load_plugin {
@@ -450,7 +454,7 @@ impl Scan {
         }
         let mut entry = self.cache.get(&found.file, id).unwrap_or_else(|| CachedFile::new(id));
         log::debug!("opening plugin file {}", found.describe());
-        match load_module_file(&found.file) {
+        match load_module_file(&found.file, self.isolate) {
             Ok(plugins) => {
                 entry.api_version = plugins.first().map(|p| p.api_version.clone());
                 entry.plugins = Some(plugins.iter().map(|p| p.manifest.clone()).collect());
@@ -516,6 +520,7 @@ impl Scan {
     /// `needed` none (the build request is unusable), nothing is opened. Errors: the scan's and
     /// two files of one directory sharing a key.
     pub fn load_for_build(&mut self, registry: &mut Registry, needed: Option<&BTreeSet<String>>) -> Vec<String> {
+        self.isolate = registry.isolates_loaded_plugins();
         for warning in &self.warnings {
             log::warn!("{warning}");
         }
@@ -704,6 +709,7 @@ mod tests {
             cache: ManifestCache::default(),
             allow_insecure: false,
             purpose: Purpose::Build,
+            isolate: false,
         }
     }
 

@@ -12,6 +12,7 @@
 //! them on purpose), which suits a one-shot command.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
 use abi_stable::sabi_types::VersionNumber;
@@ -20,6 +21,7 @@ use reactor_plugin_api::ffi::PluginModule_Ref;
 use reactor_plugin_api::protocol::{HostHello, ModuleHello, PROTOCOL};
 use reactor_plugin_api::{PluginError, API_VERSION};
 
+use super::isolate::{StartError, Worker};
 use super::registry::{host_hello, Implementation, Origin, RegisteredPlugin, Registry};
 
 const REACTOR: &str = env!("CARGO_PKG_VERSION");
@@ -54,6 +56,9 @@ pub enum LoadError {
     /// A problem of the plugin directories that stops a build (see `discover`); names its files.
     #[error("{0}")]
     Discovery(String),
+    /// A load error found in the module's isolated process (`--isolate-plugins`), as its line.
+    #[error("{0}")]
+    FromIsolatedProcess(String),
 }
 
 impl LoadError {
@@ -61,7 +66,7 @@ impl LoadError {
     pub fn path(&self) -> &Path {
         match self {
             LoadError::NotFound(path) | LoadError::NotPlugin(path) => path,
-            LoadError::Discovery(_) => Path::new(""),
+            LoadError::Discovery(_) | LoadError::FromIsolatedProcess(_) => Path::new(""),
             LoadError::NotSharedObject { path, .. }
             | LoadError::NewerMajor { path, .. }
             | LoadError::OlderMajor { path, .. }
@@ -93,7 +98,7 @@ impl Registry {
     pub fn load_files(&mut self, paths: &[PathBuf]) -> Result<(), Vec<LoadError>> {
         let mut errors = Vec::new();
         for path in paths {
-            match load_module(path) {
+            match load_module(path, self.isolates_loaded_plugins()) {
                 Ok(plugins) => {
                     for plugin in plugins {
                         log::debug!(
@@ -123,8 +128,10 @@ pub fn check_file(path: &Path) -> Result<ModuleHello, Vec<LoadError>> {
     open_and_check(path).map(|(_, hello)| hello).map_err(|failed| failed.errors)
 }
 
-fn load_module(path: &Path) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
-    load_module_file(path).map_err(|failed| failed.errors)
+/// Loads the module in `path`: in this process, or, when `isolate`, in a worker process that
+/// then runs its plugins (see [`super::isolate`]).
+fn load_module(path: &Path, isolate: bool) -> Result<Vec<RegisteredPlugin>, Vec<LoadError>> {
+    load_module_file(path, isolate).map_err(|failed| failed.errors)
 }
 
 /// A module that did not load: every reason, and the keys its handshake gave (none when it
@@ -134,10 +141,22 @@ pub(super) struct FailedModule {
     pub keys: Vec<String>,
 }
 
-/// Opens `path`, greets it and checks its plugins; on success, its plugins ready to register.
-pub(super) fn load_module_file(path: &Path) -> Result<Vec<RegisteredPlugin>, FailedModule> {
-    let (module, hello) = open_and_check(path)?;
+/// Opens `path` (in a worker process when `isolate`), greets it and checks its plugins; on
+/// success, its plugins ready to register.
+pub(super) fn load_module_file(path: &Path, isolate: bool) -> Result<Vec<RegisteredPlugin>, FailedModule> {
     let origin = Origin::File(path.canonicalize().unwrap_or_else(|_| path.to_path_buf()));
+    let (hello, implementation): (_, Box<dyn Fn(usize) -> Implementation>) = if isolate {
+        let (worker, hello) = start_worker(path).map_err(|e| FailedModule { errors: vec![e], keys: Vec::new() })?;
+        let problems = check(path, &hello, &host_hello());
+        if !problems.is_empty() {
+            return Err(FailedModule { errors: problems, keys: keys_of(&hello) });
+        }
+        let worker = Arc::new(worker);
+        (hello, Box::new(move |index| Implementation::Isolated { worker: worker.clone(), index }))
+    } else {
+        let (module, hello) = open_and_check(path)?;
+        (hello, Box::new(move |index| Implementation::Loaded { module, index }))
+    };
     Ok(hello
         .plugins
         .into_iter()
@@ -146,9 +165,13 @@ pub(super) fn load_module_file(path: &Path) -> Result<Vec<RegisteredPlugin>, Fai
             manifest,
             origin: origin.clone(),
             api_version: hello.api_version.clone(),
-            implementation: Implementation::Loaded { module, index },
+            implementation: implementation(index),
         })
         .collect())
+}
+
+fn keys_of(hello: &ModuleHello) -> Vec<String> {
+    hello.plugins.iter().map(|m| m.key.clone()).filter(|k| !k.trim().is_empty()).collect()
 }
 
 fn open_and_check(path: &Path) -> Result<(PluginModule_Ref, ModuleHello), FailedModule> {
@@ -160,17 +183,35 @@ fn open_and_check(path: &Path) -> Result<(PluginModule_Ref, ModuleHello), Failed
         .map_err(|reason| failed(vec![LoadError::Broken { path: given.clone(), reason }], Vec::new()))?;
     let problems = check(&given, &hello, &ours);
     if !problems.is_empty() {
-        let keys = hello.plugins.iter().map(|m| m.key.clone()).filter(|k| !k.trim().is_empty()).collect();
-        return Err(failed(problems, keys));
+        return Err(failed(problems, keys_of(&hello)));
     }
     Ok((module, hello))
+}
+
+// As for `open_module`.
+#[allow(clippy::result_large_err)]
+/// Starts the worker that opens the module and does the handshake in a process of its own.
+fn start_worker(path: &Path) -> Result<(Worker, ModuleHello), LoadError> {
+    if !path.exists() {
+        return Err(LoadError::NotFound(path.to_path_buf()));
+    }
+    Worker::start(path).map_err(|e| match e {
+        StartError::Spawn(e) => {
+            LoadError::Broken { path: path.to_path_buf(), reason: format!("cannot start its isolated process: {e}") }
+        }
+        StartError::Refused(line) => LoadError::FromIsolatedProcess(line),
+        StartError::Lost(how) => LoadError::Broken {
+            path: path.to_path_buf(),
+            reason: format!("{how} while loading, in its isolated process (--isolate-plugins); the plugin's author must fix the module"),
+        },
+    })
 }
 
 // A load error is made once per bad file, before anything runs: its size does not matter.
 #[allow(clippy::result_large_err)]
 /// Opens the file and checks its version and layout; the module's code has not run yet, except
 /// its static initialisers.
-fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
+pub(super) fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
     if !path.exists() {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
@@ -213,7 +254,7 @@ fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
 }
 
 /// Greets the module with what this reactor offers and reads its answer.
-fn handshake(module: PluginModule_Ref, ours: &HostHello) -> Result<ModuleHello, String> {
+pub(super) fn handshake(module: PluginModule_Ref, ours: &HostHello) -> Result<ModuleHello, String> {
     let ours = serde_json::to_string(ours).map_err(|e| e.to_string())?;
     let answer = (module.handshake())(RStr::from(ours.as_str()))
         .into_result()

@@ -102,7 +102,18 @@ impl Plan {
                     }
                     continue;
                 }
-                planned.push(PlannedPlugin { entry: entry.clone(), plugin: plugin.clone() });
+                let plugin = match entry.isolate {
+                    true if plugin.is_builtin() => {
+                        log::warn!(
+                            "{place}: plugin '{}' is built into reactor: \"isolate\" applies to loaded plugins only, so it runs in-process",
+                            entry.name
+                        );
+                        plugin.clone()
+                    }
+                    true => registry.isolated(plugin),
+                    false => plugin.clone(),
+                };
+                planned.push(PlannedPlugin { entry: entry.clone(), plugin });
             }
             plan.phases.insert(phase, planned);
         }
@@ -116,6 +127,7 @@ impl Plan {
                         args: Value::Object(Default::default()),
                         required: true,
                         is_allowed_to_fail: Some(false),
+                        isolate: false,
                     };
                     plan.phases.insert(Phase::Buildstep, vec![PlannedPlugin { entry, plugin: plugin.clone() }]);
                 }
@@ -151,8 +163,9 @@ impl Plan {
             for (i, p) in planned.iter().enumerate() {
                 let failure =
                     if phase == Phase::Buildstep || !p.allowed_to_fail() { "must not fail" } else { "allowed to fail" };
+                let isolated = if p.plugin.is_isolated() { ", isolated" } else { "" };
                 out += &format!(
-                    "  {}. {} {} ({}), {failure}\n     args: {}\n",
+                    "  {}. {} {} ({}{isolated}), {failure}\n     args: {}\n",
                     i + 1,
                     p.plugin.manifest.key,
                     p.plugin.manifest.version,
@@ -185,6 +198,7 @@ pub fn requested_entries(request: &BuildRequest) -> Vec<PluginEntry> {
             args: Value::Object(Default::default()),
             required: true,
             is_allowed_to_fail: Some(false),
+            isolate: false,
         });
     }
     entries
@@ -194,8 +208,13 @@ pub fn requested_entries(request: &BuildRequest) -> Vec<PluginEntry> {
 /// `api._prepare_build_json` added them: `target_registries` adds a postbuild `tag_and_push`,
 /// `parent_registry` a prebuild `pull_base_image` (unless `dont_pull_base_image`).
 fn default_entries(phase: Phase, registries: &Registries) -> Vec<PluginEntry> {
-    let entry =
-        |name: &str, args: Value| PluginEntry { name: name.to_owned(), args, required: true, is_allowed_to_fail: None };
+    let entry = |name: &str, args: Value| PluginEntry {
+        name: name.to_owned(),
+        args,
+        required: true,
+        is_allowed_to_fail: None,
+        isolate: false,
+    };
     match phase {
         Phase::Postbuild if !registries.target.is_empty() => {
             let each: serde_json::Map<String, Value> = registries

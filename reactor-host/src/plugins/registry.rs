@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use abi_stable::std_types::RStr;
 use reactor_plugin_api::ffi::{HostCtx, PluginModule_Ref};
 use reactor_plugin_api::protocol::{self, HostHello, ModuleRequest};
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::Value;
+
+use super::isolate::Worker;
 
 /// Where a plugin comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +46,11 @@ pub(super) enum Implementation {
         module: PluginModule_Ref,
         index: usize,
     },
+    /// The plugin at `index` in the list of a module that runs in a worker process.
+    Isolated {
+        worker: Arc<Worker>,
+        index: usize,
+    },
 }
 
 /// A plugin the host can run.
@@ -61,29 +68,52 @@ impl RegisteredPlugin {
         matches!(self.implementation, Implementation::Builtin(_))
     }
 
+    /// Whether it runs in a worker process (`--isolate-plugins` or the entry's `isolate`).
+    pub fn is_isolated(&self) -> bool {
+        matches!(self.implementation, Implementation::Isolated { .. })
+    }
+
     /// Runs the plugin on this (blocking) thread. Panics never escape: a loaded module catches
-    /// its own, and a built-in's are caught here.
+    /// its own, and a built-in's are caught here. An isolated plugin that kills its process
+    /// fails with a line saying how.
     pub fn invoke(&self, host: HostCtx, phase: Phase, args: &Value) -> Result<Value, PluginError> {
-        match &self.implementation {
-            Implementation::Builtin(plugin) => reactor_plugin_api::__private::guard(|| {
-                plugin.run(&Context::new(host, host_hello()), Args::new(args.clone()))
-            }),
-            Implementation::Loaded { module, index } => {
-                let request = ModuleRequest::Run {
-                    index: *index,
-                    key: self.manifest.key.clone(),
-                    phase,
-                    args: args.clone(),
-                    host: host_hello(),
-                };
-                let request = serde_json::to_string(&request).map_err(PluginError::from)?;
-                let outcome = (module.call())(host, RStr::from(request.as_str()));
-                match outcome.into_result() {
-                    Ok(json) => serde_json::from_str(json.as_str())
-                        .map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}"))),
-                    Err(error) => Err(PluginError::from_json(error.as_str())),
-                }
+        let run = |index: usize| {
+            let request = ModuleRequest::Run {
+                index,
+                key: self.manifest.key.clone(),
+                phase,
+                args: args.clone(),
+                host: host_hello(),
+            };
+            serde_json::to_string(&request).map_err(PluginError::from)
+        };
+        let outcome = match &self.implementation {
+            Implementation::Builtin(plugin) => {
+                return reactor_plugin_api::__private::guard(|| {
+                    plugin.run(&Context::new(host, host_hello()), Args::new(args.clone()))
+                })
             }
+            Implementation::Loaded { module, index } => {
+                let request = run(*index)?;
+                (module.call())(host, RStr::from(request.as_str()))
+                    .into_result()
+                    .map(String::from)
+                    .map_err(String::from)
+            }
+            Implementation::Isolated { worker, index } => worker.run(&host, &run(*index)?),
+        };
+        match outcome {
+            Ok(json) => serde_json::from_str(&json)
+                .map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}"))),
+            Err(error) => Err(PluginError::from_json(&error)),
+        }
+    }
+
+    /// The plugin was abandoned after the cancellation's grace period: an isolated one's
+    /// process is killed (an in-process one cannot be stopped, and is left to itself).
+    pub fn abandon(&self) {
+        if let Implementation::Isolated { worker, .. } = &self.implementation {
+            worker.kill();
         }
     }
 }
@@ -106,6 +136,11 @@ pub struct Registry {
     /// key, their phases (for the "available" list of a message).
     not_opened: BTreeMap<String, Vec<Phase>>,
     unloaded: Vec<UnloadedFile>,
+    /// Whether modules loaded from now on run in worker processes (`--isolate-plugins`).
+    isolate: bool,
+    /// The workers of in-process modules some of whose plugins a build.json entry isolates, by
+    /// file: one per module, as with `--isolate-plugins`.
+    workers: Mutex<BTreeMap<PathBuf, Arc<Worker>>>,
 }
 
 impl Registry {
@@ -121,6 +156,31 @@ impl Registry {
             });
         }
         registry
+    }
+
+    /// Makes the modules loaded from now on run in worker processes (`--isolate-plugins`).
+    pub fn isolate_loaded_plugins(&mut self, isolate: bool) {
+        self.isolate = isolate;
+    }
+
+    pub(super) fn isolates_loaded_plugins(&self) -> bool {
+        self.isolate
+    }
+
+    /// `plugin`, run in a worker process (a build.json entry's `"isolate": true`). A built-in,
+    /// which has no file to load elsewhere, and an already isolated plugin are returned as they are.
+    pub fn isolated(&self, plugin: &Arc<RegisteredPlugin>) -> Arc<RegisteredPlugin> {
+        let (Implementation::Loaded { index, .. }, Origin::File(file)) = (&plugin.implementation, &plugin.origin)
+        else {
+            return plugin.clone();
+        };
+        let worker = lock(&self.workers).entry(file.clone()).or_insert_with(|| Arc::new(Worker::new(file))).clone();
+        Arc::new(RegisteredPlugin {
+            manifest: plugin.manifest.clone(),
+            origin: plugin.origin.clone(),
+            api_version: plugin.api_version.clone(),
+            implementation: Implementation::Isolated { worker, index: *index },
+        })
     }
 
     /// Adds a plugin; one with the same key as an earlier one replaces it (the last loaded wins,
@@ -186,4 +246,8 @@ impl Registry {
     pub fn unloaded_without_keys(&self) -> impl Iterator<Item = &UnloadedFile> {
         self.unloaded.iter().filter(|u| u.keys.is_empty())
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

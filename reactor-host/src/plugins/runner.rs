@@ -106,6 +106,7 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -
     };
     let duration = clock.elapsed();
     let Some(outcome) = outcome else {
+        planned.plugin.abandon();
         let message = format!(
             "abandoned: still running {:.0} s after the cancellation (--cancel-grace)",
             session.cancel.grace.as_secs_f64()
