@@ -77,7 +77,7 @@ impl RegisteredPlugin {
     /// its own, and a built-in's are caught here. An isolated plugin that kills its process
     /// fails with a line saying how.
     pub fn invoke(&self, host: HostCtx, phase: Phase, args: &Value) -> Result<Value, PluginError> {
-        let run = |index: usize| {
+        let request = |index: usize| {
             let request = ModuleRequest::Run {
                 index,
                 key: self.manifest.key.clone(),
@@ -87,25 +87,22 @@ impl RegisteredPlugin {
             };
             serde_json::to_string(&request).map_err(PluginError::from)
         };
-        let outcome = match &self.implementation {
-            Implementation::Builtin(plugin) => {
-                return reactor_plugin_api::__private::guard(|| {
-                    plugin.run(&Context::new(host, host_hello()), Args::new(args.clone()))
-                })
-            }
+        match &self.implementation {
+            Implementation::Builtin(plugin) => reactor_plugin_api::__private::guard(|| {
+                plugin.run(&Context::new(host, host_hello()), Args::new(args.clone()))
+            }),
             Implementation::Loaded { module, index } => {
-                let request = run(*index)?;
-                (module.call())(host, RStr::from(request.as_str()))
-                    .into_result()
-                    .map(String::from)
-                    .map_err(String::from)
+                let request = request(*index)?;
+                let outcome = (module.call())(host, RStr::from(request.as_str()));
+                match outcome.into_result() {
+                    Ok(json) => decode_result(json.as_str()),
+                    Err(error) => Err(PluginError::from_json(error.as_str())),
+                }
             }
-            Implementation::Isolated { worker, index } => worker.run(&host, &run(*index)?),
-        };
-        match outcome {
-            Ok(json) => serde_json::from_str(&json)
-                .map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}"))),
-            Err(error) => Err(PluginError::from_json(&error)),
+            Implementation::Isolated { worker, index } => match worker.run(&host, &request(*index)?) {
+                Ok(json) => decode_result(&json),
+                Err(error) => Err(PluginError::from_json(&error)),
+            },
         }
     }
 
@@ -126,6 +123,10 @@ pub struct UnloadedFile {
     /// The keys it holds, when known (from its package manifest, the manifest cache, or a
     /// handshake that got as far as listing them).
     pub keys: Vec<String>,
+}
+
+fn decode_result(json: &str) -> Result<Value, PluginError> {
+    serde_json::from_str(json).map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}")))
 }
 
 /// Every plugin available to a build, by key.
