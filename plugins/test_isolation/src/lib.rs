@@ -1,6 +1,6 @@
 //! Test fixtures for `--isolate-plugins`: plugins that kill the process they run in (a segfault,
-//! an abort, an exit), one that calls the host a given number of times (for the benchmark), and
-//! a builder that builds nothing. Never load this module in-process in a build that runs the
+//! an abort, an exit), one that calls the host a given number of times (for the benchmark), one
+//! that waits for a child process of its own, and a builder that builds nothing. Never load this module in-process in a build that runs the
 //! crashing ones: they take reactor down, which is the point.
 //!
 //! With `REACTOR_TEST_CRASH_AT_LOAD=segfault` in its environment, the module segfaults while
@@ -95,6 +95,30 @@ impl Plugin for ContextCalls {
     }
 }
 
+/// Runs `sleep SECONDS` (its `seconds` arg, a string) and waits for it, whatever happens to the
+/// build; with `"then_segfault": true` it segfaults instead of waiting. A plugin whose own child
+/// process must not outlive it.
+pub struct Sleeper;
+
+impl Plugin for Sleeper {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("sleeper", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("waits for a sleep process of its own")
+            .args_schema(json!({"type": "object", "required": ["seconds"],
+                                "properties": {"seconds": {"type": "string"}, "then_segfault": {"type": "boolean"}}}))
+    }
+
+    fn run(&self, _ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let seconds = args.get("seconds").and_then(Value::as_str).unwrap_or("1").to_owned();
+        let mut sleep = std::process::Command::new("sleep").arg(&seconds).spawn()?;
+        if args.get("then_segfault").and_then(Value::as_bool).unwrap_or(false) {
+            segfault();
+        }
+        let status = sleep.wait()?;
+        Ok(json!({"slept": seconds, "success": status.success()}))
+    }
+}
+
 /// A builder that builds nothing: it records an empty build result, so a benchmark measures
 /// plugins, not the engine.
 pub struct NoopBuilder;
@@ -111,4 +135,4 @@ impl Plugin for NoopBuilder {
     }
 }
 
-export_plugins!(Segfault, Abort, ExitProcess, ContextCalls, NoopBuilder);
+export_plugins!(Segfault, Abort, ExitProcess, ContextCalls, Sleeper, NoopBuilder);

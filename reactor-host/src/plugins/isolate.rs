@@ -18,7 +18,7 @@
 //! plugin is abandoned after the grace period, and exits when the parent goes away.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -157,10 +157,11 @@ impl Worker {
         .to_json())
     }
 
-    /// Kills the worker, if it runs: its plugin was abandoned. The run waiting for it then ends.
+    /// Kills the worker, if it runs, with what it started: its plugin was abandoned. The run
+    /// waiting for it then ends.
     pub fn kill(&self) {
         if let Some(process) = lock(&self.process).as_mut() {
-            match process.kill() {
+            match kill_group(process) {
                 Ok(()) => log::debug!("killed the isolated process of {} (pid {})", self.file.display(), process.id()),
                 Err(e) => log::warn!("cannot kill the isolated process of {}: {e}", self.file.display()),
             }
@@ -225,10 +226,10 @@ impl Worker {
         let Some(mut process) = lock(&self.process).take() else {
             return "lost its isolated process".to_owned();
         };
-        if let Lost::Garbled(_) = lost {
-            let _ = process.kill();
-        }
-        // A closed socket means the process is ending; give it a moment, then make sure.
+        // What the plugin started goes with it (the worker itself is already ending when its
+        // socket closed, and its exit status is settled by then). Not reaped yet, so the group
+        // id still names it.
+        let _ = kill_group(&mut process);
         let deadline = Instant::now() + Duration::from_secs(2);
         let status = loop {
             match process.try_wait() {
@@ -246,6 +247,19 @@ impl Worker {
             (Lost::Closed, None) => "lost its isolated process".to_owned(),
         }
     }
+}
+
+/// Kills `process` and the processes it started, its process group (it leads one, see
+/// [`Worker::spawn`]); falls back to the process alone.
+fn kill_group(process: &mut Child) -> std::io::Result<()> {
+    if let Ok(pid) = i32::try_from(process.id()) {
+        // SAFETY: kill(2) takes no pointers. `process` is not reaped while the caller holds it,
+        // so its pid, and the group id equal to it, name no other process.
+        if unsafe { libc::kill(-pid, libc::SIGKILL) } == 0 {
+            return Ok(());
+        }
+    }
+    process.kill()
 }
 
 fn start_error_text(e: StartError) -> String {
@@ -352,6 +366,8 @@ fn send(to: &mut impl Write, message: &impl Serialize) -> std::io::Result<()> {
 /// `reactor __plugin-worker FILE`: serves the module in `file` to the parent on stdin, until the
 /// parent closes it.
 pub fn serve(file: &Path) -> ExitCode {
+    // A copy that processes the plugin starts do not inherit (close-on-exec): were the socket
+    // held by one of them, the parent would not see it close when the worker dies.
     let socket = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(fd) => UnixStream::from(fd),
         Err(e) => {
@@ -359,6 +375,10 @@ pub fn serve(file: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = stdin_from_dev_null() {
+        log::error!("{WORKER_COMMAND}: cannot give up the socket on stdin: {e}");
+        return ExitCode::FAILURE;
+    }
     let writer = match socket.try_clone() {
         Ok(writer) => writer,
         Err(e) => {
@@ -414,13 +434,27 @@ fn open(file: &Path) -> Result<(PluginModule_Ref, String), LoadError> {
     Ok((module, hello))
 }
 
-/// A worker whose parent died has no one to answer to: it ends too, even in the middle of a
-/// plugin that never calls the host (a closed socket is only seen when used).
+/// Puts /dev/null on stdin in place of the socket.
+fn stdin_from_dev_null() -> std::io::Result<()> {
+    let null = std::fs::File::open("/dev/null")?;
+    // SAFETY: dup2(2) takes no pointers; both descriptors are open, and fd 0 is replaced
+    // atomically (the socket stays open through the close-on-exec copy).
+    if unsafe { libc::dup2(null.as_raw_fd(), 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A worker whose parent died has no one to answer to: it ends too, with what its plugin
+/// started, even in the middle of a plugin that never calls the host (a closed socket is only
+/// seen when used).
 fn exit_with_parent() {
     let parent = std::os::unix::process::parent_id();
     std::thread::spawn(move || loop {
         std::thread::sleep(Duration::from_millis(500));
         if std::os::unix::process::parent_id() != parent {
+            // SAFETY: kill(2) takes no pointers; 0 is this process's own group, which it leads.
+            unsafe { libc::kill(0, libc::SIGKILL) };
             std::process::exit(1);
         }
     });
