@@ -15,6 +15,7 @@ mod compat;
 mod context;
 mod engine;
 mod errors;
+mod isolation;
 mod plugin_dirs;
 mod plugin_install;
 mod plugin_kit;
