@@ -7,7 +7,6 @@
 //! compile once per machine. It is not the workspace's own target directory: the tutorial's crate
 //! is called `logs_submitter` too, and its `.so` must not replace the fixture's.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -111,13 +110,7 @@ fn a_new_plugin_builds_outside_the_tree_passes_its_tests_loads_and_runs_a_build(
     cargo(&crate_dir, &["build", "--release"], &env);
     let so = kit_target_dir().join("release/libkit_hello.so").display().to_string();
 
-    if has_subcommand("check", &env) {
-        reactor(dir.path(), &["plugins", "check", &so], &as_pairs(&env)).expect_code(0);
-    } else {
-        // TODO(kit, after the merge): `reactor plugins check` is not on this branch; once it is,
-        // the branch above runs and this dry-run fallback can go.
-        eprintln!("NOT RUN YET: reactor plugins check {so} (no `plugins check` in this reactor)");
-    }
+    reactor(dir.path(), &["plugins", "check", &so], &as_pairs(&env)).expect_code(0);
 
     // Loads in a real build, logs through reactor, and its result lands in the result document.
     let image = unique("kit-hello");
@@ -260,9 +253,6 @@ fn every_command_of_the_tutorial_runs_in_order() {
 
     let steps = steps(&doc);
     assert!(steps.len() >= 15, "the tutorial's commands were not found: {steps:?}");
-    let mut available = BTreeMap::new();
-    let mut skipped = Vec::new();
-    let mut after_missing_package = false;
     let mut script = String::from(
         "trap 'kill $(jobs -p) 2>/dev/null' EXIT\n\
          __kit_step() { printf '\\n@@kit step %s\\n' \"$1\"; }\n\
@@ -272,19 +262,11 @@ fn every_command_of_the_tutorial_runs_in_order() {
         script += &format!("__kit_step {i}\n");
         match step {
             Step::Command(command) => {
-                let sub = plugins_subcommand(command);
-                let missing =
-                    sub.is_some_and(|sub| !*available.entry(sub).or_insert_with(|| has_subcommand(sub, &env)));
-                // TODO(kit, after the merge): the subcommands other engineers write (check,
-                // package, install, list, remove) are skipped while this reactor lacks them, and
-                // so is everything after a package, install or list that could not run (what
-                // follows needs the installed package, and discovery, which comes with list).
-                // Once they are all merged, make a missing subcommand fail this test instead.
-                if missing || after_missing_package {
-                    after_missing_package |= matches!(sub, Some("package" | "install" | "list"));
-                    skipped.push(command.clone());
-                    script += &format!("echo {}\n__kit_done {i} 0\n", shell_quote(&format!("NOT RUN YET: {command}")));
-                    continue;
+                if let Some(sub) = plugins_subcommand(command) {
+                    assert!(
+                        has_subcommand(sub, &env),
+                        "the tutorial runs `reactor plugins {sub}`, which this reactor lacks"
+                    );
                 }
                 script += &format!("{}\n__kit_done {i} $?\n", substitute(command));
                 if let Some(name) =
@@ -342,12 +324,6 @@ fn every_command_of_the_tutorial_runs_in_order() {
     };
     let output = std::fs::read_to_string(&log_path).expect("the log");
 
-    if !skipped.is_empty() {
-        eprintln!("{DOC}: these commands could not run yet (not in this reactor):");
-        for command in &skipped {
-            eprintln!("  {command}");
-        }
-    }
     let last_started = output.rfind("\n@@kit step ").map(|at| &output[at..]);
     let failed = || {
         let segment = last_started.unwrap_or(&output);
