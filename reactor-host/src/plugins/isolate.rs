@@ -10,12 +10,14 @@
 //! [`PluginContext`](super::context::PluginContext): phase rules, features, cancellation and the
 //! log targets are exactly those of an in-process run, because the same code answers.
 //!
-//! The two speak JSON lines over a Unix socket that is the worker's stdin (the worker's stdout
-//! goes to the parent's stderr, so a plugin's `println!` cannot break the protocol). One worker
-//! serves all the plugins of its module, one run at a time; a worker that died is started again
-//! for the next run. The worker has a process group of its own, so a Ctrl-C at the terminal
-//! reaches only the parent, which cancels the build as usual; the worker is killed when its
-//! plugin is abandoned after the grace period, and exits when the parent goes away.
+//! The two speak JSON lines over a Unix socket handed to the worker as its stdin, which the
+//! worker keeps under a close-on-exec descriptor and replaces with /dev/null, so that processes
+//! a plugin starts do not hold it; the worker's stdout goes to the parent's stderr, so a plugin's
+//! `println!` cannot break the protocol. One worker serves all the plugins of its module, one run
+//! at a time; a worker that died is started again for the next run. The worker leads a process
+//! group of its own: a Ctrl-C at the terminal reaches only the parent, which cancels the build as
+//! usual, and the group (the worker and what its plugin started) is killed when the plugin is
+//! abandoned after the grace period, when the worker crashes, and when the parent goes away.
 
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -129,7 +131,8 @@ impl Worker {
     }
 
     /// Runs `request` (a module request's JSON) in the worker, answering the plugin's requests
-    /// with `host`; returns the module's answer as an in-process `call` does.
+    /// with `host`; returns the module's answer as an in-process `call` does: its JSON result,
+    /// or a JSON `PluginError` (also when the worker died: how, naming the file).
     pub fn run(&self, host: &HostCtx, request: &str) -> Result<String, String> {
         let mut conversation = lock(&self.conversation);
         if conversation.is_none() {
