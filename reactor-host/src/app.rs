@@ -113,7 +113,7 @@ fn plugins_install(
 
 /// `--dir`, else the user's plugin directory.
 fn plugin_dir(dir: Option<PathBuf>, command: &str) -> Result<PathBuf, package::Refused> {
-    dir.or_else(package::user_plugin_dir).ok_or_else(|| {
+    dir.or_else(discover::user_dir).ok_or_else(|| {
         package::Refused::invalid(format!("{command}: give --dir DIR (neither XDG_DATA_HOME nor HOME is set)"))
     })
 }

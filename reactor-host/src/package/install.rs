@@ -25,9 +25,10 @@ use rustix::fs::{FlockOperation, RenameFlags, CWD};
 use tempfile::TempDir;
 
 use super::signature::{self, Verdict};
-use super::{is_doc_file, is_safe_name, keys, load_problems, sha256_file, PackageFile, PackageManifest, Refused};
+use super::{is_doc_file, is_safe_name, keys, load_problems, PackageFile, PackageManifest, Refused};
 use super::{MANIFEST_NAME, SIGNATURE_NAME};
 use crate::plugins::load;
+use crate::plugins::package_manifest::sha256_file;
 
 const REACTOR: &str = env!("CARGO_PKG_VERSION");
 /// Where an install stages a package, inside the plugin directory.

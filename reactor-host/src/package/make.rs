@@ -8,9 +8,10 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use super::{is_doc_file, load_problems, sha256_file, signature, PackageFile, PackageManifest, Refused};
+use super::{is_doc_file, load_problems, signature, PackageFile, PackageManifest, Refused};
 use super::{MANIFEST_NAME, SIGNATURE_NAME};
 use crate::plugins::load;
+use crate::plugins::package_manifest::sha256_file;
 
 /// A package written to disk.
 pub struct Packaged {

@@ -14,10 +14,7 @@ pub mod make;
 pub mod signature;
 
 use std::fmt;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::app::exit;
 use crate::plugins::load::LoadError;
@@ -56,21 +53,6 @@ impl fmt::Display for Refused {
     }
 }
 
-/// The sha256 of a file, in lowercase hex.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0; 64 * 1024];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Whether `name` may name a package (a directory in a plugin directory) or a file in one: no
 /// path separators, no leading dot (dot entries are install's own leftovers, which discovery
 /// skips), printable ASCII that needs no quoting.
@@ -87,25 +69,10 @@ pub fn is_doc_file(name: &str) -> bool {
     ["README", "LICENSE", "LICENCE", "COPYING", "NOTICE"].iter().any(|prefix| upper.starts_with(prefix))
 }
 
-/// The user's plugin directory: `$XDG_DATA_HOME/reactor/plugins`, by default
-/// `~/.local/share/reactor/plugins`.
-pub fn user_plugin_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_DATA_HOME", ".local/share").map(|d| d.join("reactor/plugins"))
-}
-
 /// Where the public keys of trusted package signers are: `$XDG_CONFIG_HOME/reactor/trusted-keys`,
 /// by default `~/.config/reactor/trusted-keys`.
 pub fn default_trusted_keys_dir() -> Option<PathBuf> {
-    xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("reactor/trusted-keys"))
-}
-
-/// An XDG base directory: the variable when it holds an absolute path (the spec ignores
-/// relative ones), else `$HOME/<fallback>`.
-fn xdg_dir(variable: &str, fallback: &str) -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os(variable).map(PathBuf::from).filter(|d| d.is_absolute()) {
-        return Some(dir);
-    }
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|home| PathBuf::from(home).join(fallback))
+    crate::plugins::discover::xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("reactor/trusted-keys"))
 }
 
 /// Load errors of one file as one line: each problem without the `--load-plugin PATH: ` that
@@ -166,16 +133,5 @@ mod tests {
         );
         let other = LoadError::Broken { path: path.to_path_buf(), reason: "the module exports no plugins".to_owned() };
         assert_eq!(load_problems(path, &[other]), "the module exports no plugins");
-    }
-
-    #[test]
-    fn the_sha256_is_lowercase_hex() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("f");
-        std::fs::write(&file, "abc").expect("write");
-        assert_eq!(
-            sha256_file(&file).expect("hash"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

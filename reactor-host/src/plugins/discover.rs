@@ -52,11 +52,16 @@ impl Source {
 /// The user directory: `$XDG_DATA_HOME/reactor/plugins`, else `~/.local/share/reactor/plugins`;
 /// none without HOME. Also where `plugins install` installs by default.
 pub fn user_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")))
-        .map(|data| data.join("reactor/plugins"))
+    xdg_dir("XDG_DATA_HOME", ".local/share").map(|data| data.join("reactor/plugins"))
+}
+
+/// An XDG base directory: the variable when it holds an absolute path (the spec ignores
+/// relative ones), else `$HOME/<fallback>`; none without HOME.
+pub fn xdg_dir(variable: &str, fallback: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os(variable).map(PathBuf::from).filter(|d| d.is_absolute()) {
+        return Some(dir);
+    }
+    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|home| PathBuf::from(home).join(fallback))
 }
 
 /// The system directory: `/usr/lib/reactor/plugins`, or `REACTOR_SYSTEM_PLUGIN_DIR` when set
