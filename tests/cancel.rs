@@ -1,81 +1,18 @@
 //! Cancellation: SIGTERM or SIGINT stops the build, the exit plugins still run, the result
 //! document says `cancelled`, the temporary source is removed, the exit code is 128 + signal.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 use crate::util::*;
 
-/// A reactor run in the background whose stderr is collected as it comes.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Background {
-    fn start(dir: &Path, args: &[&str]) -> Background {
-        engine_is_up();
-        std::fs::create_dir_all(dir.join("tmp")).expect("mkdir tmp");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_reactor"))
-            .current_dir(dir)
-            .args(args)
-            .env_remove("RUST_LOG")
-            .env("TMPDIR", dir.join("tmp"))
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start reactor");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("stderr");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().expect("lock");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Background { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-
-    /// Waits until `ready` holds, failing after 60 s.
-    fn wait_until(&self, what: &str, ready: impl Fn(&Background) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !ready(self) {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status =
-            Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(100)); // let the reader drain the pipe
-                return (status.code(), self.stderr());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("reactor did not stop:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// A reactor run in the background, with its temporary files (the source) in `dir/tmp`.
+fn start(dir: &Path, args: &[&str]) -> Background {
+    let tmp = dir.join("tmp");
+    std::fs::create_dir_all(&tmp).expect("mkdir tmp");
+    Background::start(dir, args, &[("TMPDIR", &tmp.display().to_string())], false)
 }
 
 fn metadata(dir: &Path) -> Value {
@@ -96,12 +33,9 @@ fn sigterm_during_the_build_stops_the_engine_and_still_runs_the_exit_plugins() {
     );
     let so = plugin("test_plugins");
     let started = Instant::now();
-    let run = Background::start(
-        dir.path(),
-        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
-    );
+    let run = start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
     run.wait_until("the sleep step", |r| r.stderr().contains("Running in "));
-    run.signal("TERM");
+    run.signal("TERM", false);
     let (code, stderr) = run.wait();
 
     assert_eq!(code, Some(143), "{stderr}");
@@ -144,14 +78,11 @@ fn sigint_stops_a_plugin_and_a_second_one_waits_for_the_exit_plugins() {
                          {"name": "recorder", "args": {"path": record, "label": "last"}}]}),
     );
     let so = plugin("test_plugins");
-    let run = Background::start(
-        dir.path(),
-        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
-    );
+    let run = start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
     run.wait_until("the slow prebuild plugin", |_| pre.exists());
-    run.signal("INT");
+    run.signal("INT", false);
     run.wait_until("the slow exit plugin", |_| exit.exists());
-    run.signal("INT");
+    run.signal("INT", false);
     let (code, stderr) = run.wait();
 
     assert_eq!(code, Some(130), "{stderr}");
@@ -176,13 +107,13 @@ fn a_plugin_that_ignores_cancellation_is_abandoned_after_the_grace_period() {
         "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "after"}}]}),
     );
     let so = plugin("test_plugins");
-    let run = Background::start(
+    let run = start(
         dir.path(),
         &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json", "--cancel-grace", "2"],
     );
     run.wait_until("the slow prebuild plugin", |_| pre.exists());
     let signalled = Instant::now();
-    run.signal("INT");
+    run.signal("INT", false);
     let (code, stderr) = run.wait();
     let took = signalled.elapsed();
 
@@ -228,17 +159,14 @@ fn a_container_a_plugin_runs_is_killed_and_removed_on_cancellation() {
                                 "options": {"stream_output": true}}}]}),
     );
     let so = plugin("test_plugins");
-    let run = Background::start(
-        dir.path(),
-        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
-    );
+    let run = start(dir.path(), &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"]);
     let running = || {
         let ps = docker(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
         String::from_utf8_lossy(&ps.stdout).contains("sleep 41.3")
     };
     run.wait_until("the plugin's container", |_| running());
     let signalled = Instant::now();
-    run.signal("TERM");
+    run.signal("TERM", false);
     let (code, stderr) = run.wait();
     assert_eq!(code, Some(143), "{stderr}");
     assert!(signalled.elapsed() < Duration::from_secs(10), "the plugin's call was interrupted: {stderr}");

@@ -3,11 +3,8 @@
 //! plugin only: the host goes on, the exit plugins run, the result document names the plugin.
 //! An isolated plugin reaches the build exactly as an in-process one does, cancellation included.
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -307,76 +304,17 @@ fn an_isolated_plugin_sees_and_changes_the_build_exactly_as_in_process() {
     assert!(isolated.stderr.contains("started the isolated process of"), "{}", isolated.stderr);
 }
 
-/// A reactor run in the background, in a process group of its own as a shell job is, whose
-/// stderr is collected as it comes.
-struct Background {
-    child: Child,
-    stderr: Arc<Mutex<String>>,
+/// A reactor run in the background, in a process group of its own as a shell job is, with its
+/// own HOME and plugin directory.
+fn start(dir: &Path, args: &[&str]) -> Background {
+    let env = home(dir);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Background::start(dir, args, &env, true)
 }
 
-impl Background {
-    fn start(dir: &Path, args: &[&str]) -> Background {
-        engine_is_up();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_reactor"));
-        command.current_dir(dir).args(args).env_remove("RUST_LOG");
-        for (k, v) in home(dir) {
-            command.env(k, v);
-        }
-        let mut child =
-            command.stderr(Stdio::piped()).stdout(Stdio::null()).process_group(0).spawn().expect("start reactor");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let mut text = sink.lock().expect("lock");
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        Background { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().expect("lock").clone()
-    }
-
-    fn wait_for_process(&self, command_line: &str) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while processes_naming(command_line).is_empty() {
-            assert!(Instant::now() < deadline, "timed out waiting for `{command_line}`:\n{}", self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn wait_for_file(&self, path: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !path.exists() {
-            assert!(Instant::now() < deadline, "timed out waiting for {}:\n{}", path.display(), self.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Sends `signal` to reactor alone, or to its whole process group as a terminal's Ctrl-C does.
-    fn signal(&self, signal: &str, whole_group: bool) {
-        let target = if whole_group { format!("-{}", self.child.id()) } else { self.child.id().to_string() };
-        let status = Command::new("kill").args([&format!("-{signal}"), "--", &target]).status().expect("kill");
-        assert!(status.success());
-    }
-
-    fn wait(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                std::thread::sleep(Duration::from_millis(100)); // let the reader drain the pipe
-                return (status.code(), self.stderr());
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("reactor did not stop:\n{}", self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
+/// Waits until a process whose command line holds `command_line` runs.
+fn wait_for_process(run: &Background, command_line: &str) {
+    run.wait_until(&format!("`{command_line}`"), |_| !processes_naming(command_line).is_empty());
 }
 
 /// A copy of the fixture module `name` in `dir`, so that its worker processes can be told from
@@ -426,11 +364,11 @@ fn ctrl_c_at_the_terminal_cancels_an_isolated_plugin_through_its_context_not_by_
     let file = slow_build(dir.path(), json!({"path": pre, "seconds": 30}));
     let module = private_copy(dir.path(), "test_plugins");
     let module_arg = module.display().to_string();
-    let run = Background::start(
+    let run = start(
         dir.path(),
         &["--isolate-plugins", "--load-plugin", &module_arg, "build", "json", &file, "--metadata-file", "m.json"],
     );
-    run.wait_for_file(&pre);
+    run.wait_until(&pre.display().to_string(), |_| pre.exists());
     let signalled = Instant::now();
     // The whole foreground group, as the terminal sends it: the worker is not in it.
     run.signal("INT", true);
@@ -464,7 +402,7 @@ fn an_isolated_plugin_abandoned_after_the_grace_period_is_killed_with_its_childr
     let module = private_copy(dir.path(), "test_isolation");
     let module_arg = module.display().to_string();
     let grace = ["--cancel-grace", "1"];
-    let run = Background::start(
+    let run = start(
         dir.path(),
         &[
             &[
@@ -483,7 +421,7 @@ fn an_isolated_plugin_abandoned_after_the_grace_period_is_killed_with_its_childr
         .concat(),
     );
     let sleep = format!("sleep {seconds}");
-    run.wait_for_process(&sleep);
+    wait_for_process(&run, &sleep);
     run.signal("TERM", false);
     let (code, stderr) = run.wait();
 
@@ -516,10 +454,9 @@ fn a_worker_ends_with_what_its_plugin_started_when_its_reactor_is_killed() {
     );
     let module = private_copy(dir.path(), "test_isolation");
     let module_arg = module.display().to_string();
-    let run =
-        Background::start(dir.path(), &["--isolate-plugins", "--load-plugin", &module_arg, "build", "json", &file]);
+    let run = start(dir.path(), &["--isolate-plugins", "--load-plugin", &module_arg, "build", "json", &file]);
     let sleep = format!("sleep {seconds}");
-    run.wait_for_process(&sleep);
+    wait_for_process(&run, &sleep);
     assert_eq!(processes_naming(&module_arg).len(), 1, "one worker runs the plugin");
     // SIGKILL: reactor can do nothing; the worker notices its parent is gone.
     run.signal("KILL", false);

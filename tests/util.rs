@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -333,4 +334,73 @@ pub fn result_in(doc: &Value, phase: &str, key: &str) -> Value {
     runs.iter().find(|r| r["key"] == key && r["phase"] == phase).unwrap_or_else(|| panic!("{phase} {key} ran: {doc}"))
         ["result"]
         .clone()
+}
+
+/// A reactor run in the background whose stderr is collected as it comes.
+pub struct Background {
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Background {
+    /// Starts reactor in `dir` with `args` and `env` added; with `own_group`, in a process group
+    /// of its own, as a shell job is (so that a signal can reach the whole group, as Ctrl-C does).
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)], own_group: bool) -> Background {
+        engine_is_up();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_reactor"));
+        command.current_dir(dir).args(args).env_remove("RUST_LOG").stderr(Stdio::piped()).stdout(Stdio::null());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        if own_group {
+            command.process_group(0);
+        }
+        let mut child = command.spawn().expect("start reactor");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let (pipe, sink) = (child.stderr.take().expect("stderr"), stderr.clone());
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut text = sink.lock().expect("lock");
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        Background { child, stderr }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().expect("lock").clone()
+    }
+
+    /// Waits until `ready` holds, failing after 60 s.
+    pub fn wait_until(&self, what: &str, ready: impl Fn(&Background) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !ready(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}:\n{}", self.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends `signal` to reactor alone, or to its whole process group as a terminal's Ctrl-C does.
+    pub fn signal(&self, signal: &str, whole_group: bool) {
+        let target = if whole_group { format!("-{}", self.child.id()) } else { self.child.id().to_string() };
+        let status = Command::new("kill").args([&format!("-{signal}"), "--", &target]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for reactor to end (at most 60 s): its exit code and stderr.
+    pub fn wait(mut self) -> (Option<i32>, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                std::thread::sleep(Duration::from_millis(100)); // let the reader drain the pipe
+                return (status.code(), self.stderr());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("reactor did not stop:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
