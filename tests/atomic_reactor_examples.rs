@@ -5,13 +5,20 @@
 
 use std::path::Path;
 
-use crate::util::{docker, git, git_repo, reactor, unique, write_files, Images};
+use crate::util::{docker, git, git_repo, reactor, unique, write_files, Images, Run};
 
 fn fixture(name: &str, dir: &Path) -> String {
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/atomic-reactor").join(name);
     let copy = dir.join(name);
     std::fs::copy(&source, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", source.display()));
     copy.display().to_string()
+}
+
+/// Runs the build.json `file` as it is, with only what its users substitute: the image and the
+/// source URI.
+fn build_unchanged(dir: &Path, file: &str, image: &str, uri: &str) -> Run {
+    let (image, uri) = (format!("image={image}"), format!("source.uri={uri}"));
+    reactor(dir, &["build", "json", file, "--substitute", &image, "--substitute", &uri], &[])
 }
 
 #[test]
@@ -22,19 +29,7 @@ fn example_build_json_builds_a_path_source() {
     let image = unique("ar-example");
     let _cleanup = Images(vec![image.clone()]);
     let context = dir.path().join("ctx").display().to_string();
-    let run = reactor(
-        dir.path(),
-        &[
-            "build",
-            "json",
-            &file,
-            "--substitute",
-            &format!("image={image}"),
-            "--substitute",
-            &format!("source.uri={context}"),
-        ],
-        &[],
-    );
+    let run = build_unchanged(dir.path(), &file, &image, &context);
     run.expect_code(0);
     let out = docker(&["run", "--rm", &image, "cat", "/example"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "example\n", "{}", run.stderr);
@@ -65,19 +60,7 @@ fn the_documented_build_json_pulls_from_the_parent_registry_and_pushes() {
         format!("127.0.0.1:5000/{image}"),
     ]);
     let uri = repo.display().to_string();
-    let run = reactor(
-        dir.path(),
-        &[
-            "build",
-            "json",
-            &file,
-            "--substitute",
-            &format!("image={image}"),
-            "--substitute",
-            &format!("source.uri={uri}"),
-        ],
-        &[],
-    );
+    let run = build_unchanged(dir.path(), &file, &image, &uri);
     run.expect_code(0);
     // The base came from the parent registry and was re-tagged to the name the Dockerfile uses.
     assert!(docker(&["image", "inspect", &format!("{base}:latest")]).status.success(), "{}", run.stderr);
