@@ -163,12 +163,7 @@ impl Plugin for AllPackages {
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let args: AllPackagesArgs = args.parse()?;
-        if !(args.timeout.is_finite() && args.timeout > 0.0) {
-            return Err(PluginError::invalid_args(format!(
-                "'timeout' must be a positive number of seconds, not {}",
-                args.timeout
-            )));
-        }
+        crate::shared::check_timeout(args.timeout)?;
         let image = args.image(ctx)?;
         // A manager that answers with no packages (rpm installed for tooling in a Debian image)
         // is the answer only if no other lists any.

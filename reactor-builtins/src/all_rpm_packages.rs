@@ -31,6 +31,7 @@ impl Plugin for AllRpmPackages {
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let args: AllPackagesArgs = args.parse()?;
+        crate::shared::check_timeout(args.timeout)?;
         let image = args.image(ctx)?;
         let [rpm, ..] = queries();
         let Some(output) = run_query(ctx, &image, &rpm, args.timeout)? else {

@@ -98,12 +98,7 @@ impl Plugin for NotifyWebhook {
                 STATUSES.join(", ")
             )));
         }
-        if !(args.timeout.is_finite() && args.timeout > 0.0) {
-            return Err(PluginError::invalid_args(format!(
-                "'timeout' must be a positive number of seconds, not {}",
-                args.timeout
-            )));
-        }
+        crate::shared::check_timeout(args.timeout)?;
         let url = parse_url("url", &args.url)?;
         let shown = redact_passwords(url.as_str());
         let workflow = ctx.workflow()?;

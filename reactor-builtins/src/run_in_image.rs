@@ -111,12 +111,7 @@ impl Plugin for RunInImage {
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let args: RunInImageArgs = args.parse()?;
         // The schema says as much; a FakeHost or an older host may not have checked it.
-        if !(args.timeout.is_finite() && args.timeout > 0.0) {
-            return Err(PluginError::invalid_args(format!(
-                "'timeout' must be a positive number of seconds, not {}",
-                args.timeout
-            )));
-        }
+        crate::shared::check_timeout(args.timeout)?;
         if let Some(name) = args.env.keys().find(|name| name.is_empty() || name.contains('=')) {
             return Err(PluginError::invalid_args(format!(
                 "'env' has the name {name:?}: a variable's name cannot be empty or hold '='"

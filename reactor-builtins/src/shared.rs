@@ -89,3 +89,12 @@ pub fn is_no_such_image(err: &PluginError) -> bool {
 pub fn is_image_id(text: &str) -> bool {
     text.strip_prefix("sha256:").is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
+
+/// Checks a `timeout` arg: a positive, finite number of seconds (the schemas say so too, but a
+/// plugin run through FakeHost or another host gets no schema check).
+pub(crate) fn check_timeout(seconds: f64) -> Result<(), PluginError> {
+    if seconds.is_finite() && seconds > 0.0 {
+        return Ok(());
+    }
+    Err(PluginError::invalid_args(format!("'timeout' must be a positive number of seconds, not {seconds}")))
+}

@@ -101,12 +101,7 @@ impl Plugin for StoreMetadata {
                 "neither 'path' nor 'url' is given: say where the metadata should go",
             ));
         }
-        if !(args.timeout.is_finite() && args.timeout > 0.0) {
-            return Err(PluginError::invalid_args(format!(
-                "'timeout' must be a positive number of seconds, not {}",
-                args.timeout
-            )));
-        }
+        crate::shared::check_timeout(args.timeout)?;
         let url = args.url.as_deref().map(|url| parse_url("url", url)).transpose()?;
         let document = metadata(ctx)?;
         let mut done = Map::new();
