@@ -72,12 +72,12 @@ fn a_plugin_of_the_previous_protocol_minor_runs_in_a_real_build() {
 
 #[test]
 fn a_newer_plugin_that_only_may_use_a_missing_feature_runs_and_gets_a_clear_error() {
-    let file = so(&compat("v1.2"), "compat_optional");
+    let file = so(&compat("v1.3"), "compat_optional");
     let (run, doc) = build_with(&file, "compat_optional");
     run.expect_code(0);
     let result = result_in(&doc, "postbuild", "compat_optional");
-    assert_eq!(result["api"], "1.2.0");
-    // A protocol 1.1 feature this reactor has works; the 1.2 one it lacks is an error, not a panic.
+    assert_eq!(result["api"], "1.3.0");
+    // A protocol 1.1 feature this reactor has works; the 1.3 one it lacks is an error, not a panic.
     assert_eq!(result["workspace"], json!({"seen": true}));
     assert_eq!(
         result["squash"],
@@ -98,12 +98,12 @@ fn assert_refused(file: &str, plugin: &str, line: &str) {
 
 #[test]
 fn a_newer_plugin_that_needs_a_missing_feature_is_refused_in_one_line() {
-    let file = so(&compat("v1.2"), "compat_needs");
+    let file = so(&compat("v1.3"), "compat_needs");
     assert_refused(
         &file,
         "compat_needs",
         &format!(
-            "--load-plugin {file}: plugin 'compat_needs' 1.2.0 (reactor-plugin-api 1.2.0) needs the host feature 'images.squash', which this reactor ({REACTOR}, reactor-plugin-api {API}) lacks: upgrade reactor to ≥ 0.3.0"
+            "--load-plugin {file}: plugin 'compat_needs' 1.3.0 (reactor-plugin-api 1.3.0) needs the host feature 'images.squash', which this reactor ({REACTOR}, reactor-plugin-api {API}) lacks: upgrade reactor to ≥ 0.4.0"
         ),
     );
 }

@@ -490,7 +490,7 @@ fn list_shows_built_in_and_found_plugins_in_text_and_json() {
     };
     let logs = find("logs_submitter", "--plugin-dir");
     assert_eq!(logs["phases"], json!(["postbuild", "exit"]));
-    assert_eq!(logs["api_version"], "1.1.0");
+    assert_eq!(logs["api_version"], "1.2.0");
     assert_eq!(logs["description"], r#"POSTs the build's log lines as JSON {"logs": [...]} to a URL"#);
     assert_eq!(logs["file"], json!(checked));
     assert_eq!(logs["used"], true);
@@ -517,7 +517,7 @@ fn list_shows_built_in_and_found_plugins_in_text_and_json() {
         "{header}"
     );
     let logs_line = text.stdout.lines().find(|l| l.starts_with("logs_submitter ")).expect("logs_submitter listed");
-    for part in ["postbuild,exit", "0.2.0", "1.1.0", "--plugin-dir", &path_str(&checked), "POSTs the build's log lines"]
+    for part in ["postbuild,exit", "0.3.0", "1.2.0", "--plugin-dir", &path_str(&checked), "POSTs the build's log lines"]
     {
         assert!(logs_line.contains(part), "{part}: {logs_line}");
     }
@@ -553,10 +553,10 @@ fn inspect_shows_a_manifest_its_args_file_and_sha256_in_text_and_json() {
     // A path: loaded.
     let run = home.run(&["plugins", "inspect", &path_str(&logs)]);
     run.expect_code(0);
-    assert!(run.stdout.starts_with("plugin logs_submitter 0.2.0\n"), "{}", run.stdout);
+    assert!(run.stdout.starts_with("plugin logs_submitter 0.3.0\n"), "{}", run.stdout);
     assert_eq!(field(&run, "description"), r#"POSTs the build's log lines as JSON {"logs": [...]} to a URL"#);
     assert_eq!(field(&run, "phases"), "postbuild, exit");
-    assert_eq!(field(&run, "interface"), "reactor-plugin-api 1.1.0");
+    assert_eq!(field(&run, "interface"), "reactor-plugin-api 1.2.0");
     assert_eq!(field(&run, "file"), path_str(&logs));
     assert_eq!(field(&run, "sha256"), sum);
     assert!(run.stdout.contains("| arg | type | required | default | description |\n"), "{}", run.stdout);
@@ -612,7 +612,7 @@ fn check_says_for_each_file_whether_it_would_load_and_how_to_fix_it() {
     let run = home.run(&["plugins", "check", &path_str(&good), &plugin("test_plugins")]);
     run.expect_code(0);
     assert!(
-        run.stdout.contains(&format!("{}: ok: 'logs_submitter' 0.2.0 (reactor-plugin-api 1.1.0)", good.display())),
+        run.stdout.contains(&format!("{}: ok: 'logs_submitter' 0.3.0 (reactor-plugin-api 1.2.0)", good.display())),
         "{}",
         run.stdout
     );
@@ -636,7 +636,7 @@ fn check_says_for_each_file_whether_it_would_load_and_how_to_fix_it() {
     run.expect_code(3);
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "one line per file:\n{}", run.stdout);
-    assert!(lines[0].ends_with("ok: 'logs_submitter' 0.2.0 (reactor-plugin-api 1.1.0)"), "{}", lines[0]);
+    assert!(lines[0].ends_with("ok: 'logs_submitter' 0.3.0 (reactor-plugin-api 1.2.0)"), "{}", lines[0]);
     assert!(
         lines[1].starts_with(&format!("{invalid}: ")) && lines[1].ends_with("the plugin's author must fix the module"),
         "{}",

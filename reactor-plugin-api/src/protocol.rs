@@ -64,7 +64,7 @@ impl Default for Protocol {
 }
 
 /// The protocol this crate speaks: its own major and minor version.
-pub const PROTOCOL: Protocol = Protocol { major: 1, minor: 1 };
+pub const PROTOCOL: Protocol = Protocol { major: 1, minor: 2 };
 
 /// A named capability of the host, added by a protocol minor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@
 //!
 //! ```toml
 //! [dev-dependencies]
-//! reactor-plugin-api = { version = "1.1", features = ["testing"] }
+//! reactor-plugin-api = { version = "1.2", features = ["testing"] }
 //! ```
 //!
 //! Then, in the plugin's tests:
@@ -674,7 +674,7 @@ mod tests {
                 json!({}),
             )
             .expect("runs");
-        let message = "cannot pull an image: this reactor (FakeHost, protocol 1.1) does not offer the feature 'images.pull'; upgrade reactor to ≥ 0.2.0 (protocol 1.1)";
+        let message = "cannot pull an image: this reactor (FakeHost, protocol 1.2) does not offer the feature 'images.pull'; upgrade reactor to ≥ 0.2.0 (protocol 1.1)";
         assert_eq!(seen, json!([false, true, "unsupported", message]));
         // The refused request never reached the host.
         assert_eq!(fake.requests(), [Request::SetWorkspace { key: "probe".into(), value: json!({"n": 1}) }]);

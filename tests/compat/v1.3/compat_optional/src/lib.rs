@@ -9,7 +9,7 @@ impl Plugin for P {
     }
 
     fn run(&self, ctx: &Context, args: &Value) -> Result<Value, String> {
-        // A feature of protocol 1.1, which this host offers, then one of 1.2, which it may not.
+        // A feature of protocol 1.1, which this host offers, then one of 1.3, which it may not.
         ctx.call(json!({"op": "set_workspace", "key": "compat_optional", "value": {"seen": true}}), Some("workspace"))?;
         let workspace = ctx.call(json!({"op": "get_workspace", "key": "compat_optional"}), Some("workspace"))?;
         let squash = match ctx.call(json!({"op": "squash"}), Some("images.squash")) {
