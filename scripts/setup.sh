@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts everything reactor's build and tests need on a Debian machine, idempotently:
 #   - Debian packages: the Docker engine (docker.io), a registry (docker-registry), busybox-static,
-#     git, curl, ncat, hyperfine, apache2-utils (htpasswd), and the -dev packages the crates link
-#     against;
+#     git, curl, ncat, hyperfine, apache2-utils (htpasswd), python3 (the benchmarks' HTTP listener),
+#     and the -dev packages the crates link against;
 #   - dockerd, when the engine does not answer;
 #   - a registry on 127.0.0.1:5000 (no auth, loopback only), when it does not answer;
 #   - a second registry on 127.0.0.1:5001 that requires a login (htpasswd, bcrypt), user `reactor`,
@@ -28,7 +28,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_packages() {
     local wanted=(docker.io docker-registry busybox-static git curl ncat iproute2 time hyperfine apache2-utils pkg-config
-                  libssl-dev ca-certificates)
+                  libssl-dev ca-certificates python3)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
