@@ -127,6 +127,8 @@ struct RawSource {
     dockerfile_path: Option<String>,
     #[serde(default)]
     provider_params: RawProviderParams,
+    #[serde(default)]
+    submodules: bool,
 }
 
 #[derive(Default, Deserialize)]
@@ -185,12 +187,14 @@ pub fn from_value(
             uri: s.uri,
             commit: s.provider_params.git_commit,
             dockerfile_path: s.dockerfile_path,
+            submodules: s.submodules,
         },
         (None, Some(url)) => SourceSpec {
             provider: Provider::Git,
             uri: url,
             commit: raw.git_commit,
             dockerfile_path: raw.git_dockerfile_path,
+            submodules: false,
         },
     };
 
@@ -353,6 +357,7 @@ mod tests {
                 uri: "http://example.com/r".into(),
                 commit: Some("abc".into()),
                 dockerfile_path: Some("sub/".into()),
+                submodules: false,
             }
         );
         let post = &r.plugins[&Phase::Postbuild];
@@ -371,6 +376,19 @@ mod tests {
         assert_eq!(r.source.commit.as_deref(), Some("main"));
         assert_eq!(r.plugins[&Phase::Exit][0].args, serde_json::json!({}));
         assert!(!r.plugins[&Phase::Exit][0].required);
+    }
+
+    #[test]
+    fn submodules_default_to_off_and_must_be_a_boolean() {
+        let r = parse_str(r#"{"image": "i", "source": {"provider": "git", "uri": "r"}}"#).expect("valid");
+        assert!(!r.source.submodules);
+        let r = parse_str(r#"{"image": "i", "source": {"provider": "git", "uri": "r", "submodules": true}}"#)
+            .expect("valid");
+        assert!(r.source.submodules);
+        let err = parse_str(r#"{"image": "i", "source": {"provider": "git", "uri": "r", "submodules": "yes"}}"#)
+            .expect_err("not a boolean")
+            .to_string();
+        assert!(err.contains("/source/submodules"), "{err}");
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct SourceSpec {
     pub commit: Option<String>,
     /// The Dockerfile, or the directory holding it, relative to the source root.
     pub dockerfile_path: Option<String>,
+    /// Whether to fetch the git submodules too, recursively (git only).
+    pub submodules: bool,
 }
 
 /// A fetched source: the tree on disk, removed when this is dropped.
@@ -92,7 +94,7 @@ pub fn fetch(spec: &SourceSpec, base_dir: &Path, cancel: &Cancel) -> Result<Fetc
     let tmp = tempfile::Builder::new().prefix("reactor-source-").tempdir().map_err(Error::TempDir)?;
     let root = tmp.path().join("source");
     let commit = match spec.provider {
-        Provider::Git => Some(git::clone(&spec.uri, spec.commit.as_deref(), base_dir, &root, cancel)?),
+        Provider::Git => Some(git::clone(&spec.uri, spec.commit.as_deref(), spec.submodules, base_dir, &root, cancel)?),
         Provider::Path => {
             path::copy_tree(&local_path(&spec.uri, base_dir), &root, cancel)?;
             None
