@@ -15,6 +15,7 @@ mod compat;
 mod context;
 mod engine;
 mod errors;
+mod git_transports;
 mod isolation;
 mod plugin_dirs;
 mod plugin_install;
