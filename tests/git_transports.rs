@@ -347,7 +347,7 @@ fn https_trusts_a_ca_from_ssl_cert_file_or_git_ssl_cainfo_and_refuses_an_unknown
 fn file_urls_and_paths_borrow_the_objects_instead_of_copying_a_pack() {
     let dir = workdir();
     let repo = dir.path().join("repo");
-    // 2 MB that do not compress, as a binary asset would.
+    // A 2 MB binary asset.
     let blob: Vec<u8> = (0u32..2_000_000).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::create_dir_all(&repo).expect("mkdir");
     std::fs::write(repo.join("blob.bin"), &blob).expect("write blob");
