@@ -2,6 +2,7 @@
 # Installs and starts everything reactor's build and tests need on a Debian machine, idempotently:
 #   - Debian packages: the Docker engine (docker.io), a registry (docker-registry), busybox-static,
 #     git, curl, ncat, hyperfine, apache2-utils (htpasswd), python3 (the benchmarks' HTTP listener),
+#     lighttpd with mod-openssl and openssl (the git transport tests serve smart HTTP and HTTPS),
 #     and the -dev packages the crates link against;
 #   - dockerd, when the engine does not answer;
 #   - a registry on 127.0.0.1:5000 (no auth, loopback only), when it does not answer;
