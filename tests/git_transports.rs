@@ -243,6 +243,19 @@ fn git_daemon_branches_tags_the_default_branch_and_shas_are_fetched_with_depth_1
     );
     assert_eq!(docker_run(&image, &[]), "two\n");
 
+    // A revision expression, as atomic-reactor's `git reset --hard` took it: the branch's history
+    // is fetched deeper until it resolves.
+    let (run, image) = build(
+        dir.path(),
+        json!({"provider": "git", "uri": open, "provider_params": {"git_commit": "main~1"}}),
+        &[],
+        &mut images,
+    );
+    run.expect_code(0);
+    let how = format!("the revision expression '~1' needs history; found {two} by deepening to 50");
+    assert!(run.stderr.contains(&how), "{}", run.stderr);
+    assert_eq!(docker_run(&image, &[]), "two\n");
+
     // An unknown branch: named, with the URL, before anything is fetched or built.
     let (run, _) = build(
         dir.path(),

@@ -13,6 +13,9 @@ use git2::{AutotagOption, Direction, FetchOptions, Oid, Remote, RemoteCallbacks,
 use super::{full_sha, is_hex_prefix, FetchError, Wanted};
 use crate::cancel::Cancel;
 
+/// Every branch, kept as remote-tracking refs.
+const BRANCHES: &str = "+refs/heads/*:refs/remotes/origin/*";
+
 /// How deep the fallback fetches the branches before it fetches everything.
 pub(super) const DEEPENING: [i32; 2] = [50, 1000];
 
@@ -37,6 +40,9 @@ pub(super) enum Plan {
     Sha(Oid),
     /// An abbreviated SHA, which cannot be asked for: found only in fetched history.
     Prefix(String),
+    /// A revision expression on a ref or SHA (`main~2`, `v1^`): the base is fetched deeper until
+    /// the expression resolves, as atomic-reactor's final full clone + `git reset --hard` took it.
+    Expression { base: Box<Plan>, rest: String },
 }
 
 /// One fetch of the fallback chain.
@@ -83,6 +89,16 @@ pub(super) fn plan(wanted: &Wanted, advertised: &[Advertised]) -> Result<Plan, F
         }
         Wanted::Commit(oid) => Ok(by_tip(&|o| o == oid).unwrap_or(Plan::Sha(*oid))),
         Wanted::Name(name) => {
+            if let Some((base, rest)) = split_expression(name) {
+                let base = match base {
+                    "HEAD" | "" => plan(&Wanted::DefaultBranch, advertised)?,
+                    base => plan(&Wanted::Name(base.to_owned()), advertised)?,
+                };
+                if matches!(base, Plan::Prefix(_) | Plan::Expression { .. }) {
+                    return Err(FetchError::NoSuchCommit(name.clone()));
+                }
+                return Ok(Plan::Expression { base: Box::new(base), rest: rest.to_owned() });
+            }
             if let Some(branch) = by_name(&format!("refs/heads/{name}")) {
                 return Ok(as_ref(branch, format!("branch '{name}'")));
             }
@@ -104,13 +120,20 @@ pub(super) fn plan(wanted: &Wanted, advertised: &[Advertised]) -> Result<Plan, F
     }
 }
 
+/// `main~2` as (`main`, `~2`): a name holding `~`, `^`, `:` or `@{`, which no ref name may
+/// (git check-ref-format), is a revision expression on the name before them.
+fn split_expression(name: &str) -> Option<(&str, &str)> {
+    let at = name.find(['~', '^', ':']).into_iter().chain(name.find("@{")).min()?;
+    Some(name.split_at(at))
+}
+
 /// The fetches tried for `plan`, in order, until one brings the commit.
 pub(super) fn attempts(plan: &Plan) -> Vec<Attempt> {
     let fallback = DEEPENING.iter().map(|&depth| Attempt::Deepen(depth)).chain([Attempt::Full]);
     match plan {
         Plan::Ref { .. } => vec![Attempt::Depth1],
         Plan::Sha(_) => std::iter::once(Attempt::Depth1).chain(fallback).collect(),
-        Plan::Prefix(_) => fallback.collect(),
+        Plan::Prefix(_) | Plan::Expression { .. } => fallback.collect(),
     }
 }
 
@@ -184,6 +207,10 @@ fn fetch_into(repo: &Repository, url: &str, wanted: &Wanted, cancel: &Cancel) ->
         Plan::Ref { refname, .. } => Err(FetchError::Failed(format!("the remote did not send {refname}"))),
         Plan::Sha(oid) => Err(FetchError::NoSuchCommit(oid.to_string())),
         Plan::Prefix(prefix) => Err(FetchError::NoSuchCommit(prefix)),
+        Plan::Expression { .. } => Err(FetchError::NoSuchCommit(match wanted {
+            Wanted::Name(name) => name.clone(),
+            _ => String::new(),
+        })),
     }
 }
 
@@ -196,12 +223,16 @@ fn transfer(
     attempt: Attempt,
     cancel: &Cancel,
 ) -> Result<(), git2::Error> {
-    const BRANCHES: &str = "+refs/heads/*:refs/remotes/origin/*";
     let (refspecs, depth): (Vec<String>, i32) = match (attempt, plan) {
         (Attempt::Depth1, Plan::Ref { refname, .. }) => (vec![refname.clone()], 1),
         (Attempt::Depth1, Plan::Sha(oid)) => (vec![oid.to_string()], 1),
         // Never planned: a prefix cannot be asked for.
-        (Attempt::Depth1, Plan::Prefix(_)) => (vec![BRANCHES.to_owned()], 1),
+        (Attempt::Depth1, Plan::Prefix(_) | Plan::Expression { .. }) => (vec![BRANCHES.to_owned()], 1),
+        // An expression needs its base's history only.
+        (Attempt::Deepen(depth), Plan::Expression { base, .. }) => (vec![base_refspec(base)], depth),
+        (Attempt::Full, Plan::Expression { base, .. }) => {
+            (vec![base_refspec(base)], if repo.is_shallow() { UNSHALLOW } else { 0 })
+        }
         (Attempt::Deepen(depth), _) => (vec![BRANCHES.to_owned()], depth),
         (Attempt::Full, _) => (
             vec![BRANCHES.to_owned(), "+refs/tags/*:refs/tags/*".to_owned()],
@@ -213,6 +244,16 @@ fn transfer(
     remote.download(&refspecs, Some(&mut options))?;
     remote.update_tips(None, RemoteUpdateFlags::empty(), AutotagOption::None, None)?;
     remote.disconnect()
+}
+
+/// What to ask for to get `base`'s history: its ref, or its SHA.
+fn base_refspec(base: &Plan) -> String {
+    match base {
+        Plan::Ref { refname, .. } => refname.clone(),
+        Plan::Sha(oid) => oid.to_string(),
+        // Never a base (see `plan`): every branch, as for a prefix.
+        Plan::Prefix(_) | Plan::Expression { .. } => BRANCHES.to_owned(),
+    }
 }
 
 /// Progress callbacks that stop the transfer once the build is cancelled: libgit2 stops when
@@ -230,6 +271,10 @@ fn find(repo: &Repository, plan: &Plan) -> Option<Oid> {
         Plan::Ref { oid, .. } => repo.find_object(*oid, None).ok()?.peel_to_commit().ok()?,
         Plan::Sha(oid) => repo.find_commit(*oid).ok()?,
         Plan::Prefix(prefix) => repo.revparse_single(prefix).ok()?.peel_to_commit().ok()?,
+        Plan::Expression { base, rest } => {
+            let base = find(repo, base)?;
+            repo.revparse_single(&format!("{base}{rest}")).ok()?.peel_to_commit().ok()?
+        }
     };
     Some(commit.id())
 }
@@ -238,6 +283,7 @@ fn find(repo: &Repository, plan: &Plan) -> Option<Oid> {
 pub(super) fn fetched_how(plan: &Plan, oid: Oid, attempt: Attempt) -> String {
     let why = match plan {
         Plan::Prefix(prefix) => format!("an abbreviated SHA ({prefix}) cannot be asked for"),
+        Plan::Expression { rest, .. } => format!("the revision expression '{rest}' needs history"),
         _ => "the server refuses SHAs in want".to_owned(),
     };
     match (attempt, plan) {
@@ -305,6 +351,29 @@ mod tests {
         assert!(
             matches!(plan(&Wanted::DefaultBranch, &[]), Err(FetchError::Failed(m)) if m.contains("no default branch"))
         );
+    }
+
+    #[test]
+    fn a_revision_expression_deepens_its_base_only() {
+        let refs = advertised();
+        let planned = |w: Wanted| plan(&w, &refs).expect("planned");
+        let stable = Plan::Ref { refname: "refs/heads/stable".into(), oid: oid(B), shown: "branch 'stable'".into() };
+        assert_eq!(planned(name("stable~2")), Plan::Expression { base: Box::new(stable), rest: "~2".into() });
+        assert!(
+            matches!(planned(name("HEAD^")), Plan::Expression { base, rest } if rest == "^" && matches!(*base, Plan::Ref { ref refname, .. } if refname == "HEAD"))
+        );
+        assert!(matches!(plan(&name("nope~1"), &refs), Err(FetchError::NoSuchCommit(n)) if n == "nope"));
+        let expression = planned(name("v1^{commit}"));
+        assert_eq!(
+            base_refspec(match &expression {
+                Plan::Expression { base, .. } => base,
+                _ => unreachable!(),
+            }),
+            "refs/tags/v1"
+        );
+        assert_eq!(attempts(&expression), [Attempt::Deepen(50), Attempt::Deepen(1000), Attempt::Full]);
+        assert_eq!(split_expression("main@{1}"), Some(("main", "@{1}")));
+        assert_eq!(split_expression("feature/x"), None);
     }
 
     #[test]
