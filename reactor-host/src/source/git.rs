@@ -66,7 +66,7 @@ pub fn clone(
 pub(crate) enum Wanted {
     /// The remote's HEAD.
     DefaultBranch,
-    /// A branch, a tag, a full ref name, or a SHA (full or abbreviated), tried in that order.
+    /// A branch, a tag, a full ref name, or a SHA (full or abbreviated), tried in that order, or a revision expression on one (`main~1`).
     Name(String),
     /// A commit known by its SHA only (a submodule's gitlink).
     Commit(Oid),
