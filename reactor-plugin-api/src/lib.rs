@@ -38,6 +38,13 @@
 //! plugin's key. A plugin must unwind on panic: [`export_plugins!`] refuses to compile under
 //! `panic = "abort"`, where a plugin's panic would kill reactor with its build.
 //!
+//! A plugin that changes the build context writes into [`Workflow::context_dir`], the context
+//! *overlay*, a directory reactor owns; the source itself ([`Workflow::source_context_dir`], for
+//! a `path` source the user's own directory) is read-only by contract. The engine gets the
+//! overlay over the source, an overlay file shadowing the source's file of the same path, and a
+//! plugin reads a context file, whoever wrote it, through [`Workflow::context_file`] (protocol
+//! 1.2; see `docs/plugin-abi.md`).
+//!
 //! The built-in plugins of reactor implement this same trait, so a loaded plugin can do all that
 //! a built-in can.
 //!
@@ -223,5 +230,9 @@ mod author_api_tests {
         assert_eq!(workflow.image, "i");
         assert_eq!(workflow.phase, Some(Phase::Prebuild));
         assert!(workflow.outcome.is_none() && workflow.digests.is_empty());
+        // No overlay from a host older than 1.2: its context directory is where the files are.
+        let workflow: Workflow = serde_json::from_str(r#"{"context_dir": "/copy/ctx"}"#).expect("decodes");
+        assert_eq!(workflow.source_context_dir, "");
+        assert_eq!(workflow.context_file("a/b.txt"), std::path::Path::new("/copy/ctx/a/b.txt"));
     }
 }

@@ -15,6 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -414,12 +415,28 @@ pub struct Workflow {
     pub image: String,
     /// Where the source came from and where it is.
     pub source: SourceInfo,
-    /// The Dockerfile's path on disk.
+    /// The Dockerfile's path on disk. Since protocol 1.2 it is reactor's own copy, in the
+    /// context overlay (see [`Workflow::context_dir`]): a plugin may edit it directly, as
+    /// atomic-reactor plugins edited `BUILD_DOCKERFILE_PATH`, or through
+    /// [`Context::set_dockerfile`](crate::Context::set_dockerfile).
     pub dockerfile_path: String,
     /// The Dockerfile's current text.
     pub dockerfile: String,
-    /// The build context directory (the Dockerfile's directory).
+    /// The build context directory (the Dockerfile's directory), where a plugin writes files the
+    /// build should see.
+    ///
+    /// Since protocol 1.2 it is the context *overlay*, a directory reactor owns: it starts with
+    /// only the Dockerfile, and the context sent to the engine is the overlay over
+    /// [`source_context_dir`](Workflow::source_context_dir), a file here shadowing the source's
+    /// file of the same relative path (`.dockerignore` included). To read a file of the
+    /// context, whoever wrote it, use [`Workflow::context_file`]. (A host older than 1.2, or one
+    /// running a plugin built before 1.2 in prebuild or buildstep, gives a writable copy of the
+    /// source here, and the same path in `source_context_dir`.)
     pub context_dir: String,
+    /// The build context directory in the source tree (protocol 1.2; empty from an older host).
+    /// For a `path` source it is the user's own directory, used in place: it is read-only by
+    /// contract, and a plugin writes to [`context_dir`](Workflow::context_dir) instead.
+    pub source_context_dir: String,
     /// The image the Dockerfile builds from (the last `FROM`).
     pub base_image: Option<String>,
     /// Build args given to the engine.
@@ -438,6 +455,32 @@ pub struct Workflow {
     pub pulled_images: Vec<PulledImage>,
     /// How the build ended, once it has (what exit plugins see).
     pub outcome: Option<Outcome>,
+}
+
+impl Workflow {
+    /// The build context's file at `relative` (a path relative to the context directory), as the
+    /// engine will see it: the overlay's file ([`context_dir`](Workflow::context_dir)) when one
+    /// exists there, else the source's ([`source_context_dir`](Workflow::source_context_dir)).
+    /// From a host older than protocol 1.2, which has no overlay, it is `context_dir/relative`.
+    ///
+    /// It is meant for files: a directory may be in both, and then the overlay's is returned,
+    /// which holds only what plugins wrote.
+    ///
+    /// ```
+    /// # use reactor_plugin_api::Workflow;
+    /// let workflow = Workflow { context_dir: "/overlay".into(), source_context_dir: "/src".into(), ..Default::default() };
+    /// // Nothing was written to the overlay: the source's file is the one.
+    /// assert_eq!(workflow.context_file("no-such-file-here"), std::path::Path::new("/src/no-such-file-here"));
+    /// ```
+    pub fn context_file(&self, relative: impl AsRef<Path>) -> PathBuf {
+        let overlay = Path::new(&self.context_dir).join(relative.as_ref());
+        // An entry in the overlay, even a dangling symlink, shadows the source's, as in the build context.
+        if self.source_context_dir.is_empty() || overlay.symlink_metadata().is_ok() {
+            overlay
+        } else {
+            Path::new(&self.source_context_dir).join(relative)
+        }
+    }
 }
 
 /// How a build ended.
@@ -490,7 +533,9 @@ pub struct SourceInfo {
     pub provider: String,
     /// The URI the build.json gave.
     pub uri: String,
-    /// The checked-out tree on disk.
+    /// The source tree on disk: reactor's checkout of a `git` source, the user's own directory
+    /// for a `path` source (since protocol 1.2; a copy before). Read-only by contract: what a
+    /// plugin changes goes to [`Workflow::context_dir`].
     pub path: String,
     /// The resolved commit SHA, for git sources.
     pub commit: Option<String>,

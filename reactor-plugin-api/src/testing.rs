@@ -57,6 +57,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -193,6 +194,20 @@ impl FakeHost {
     /// Says it is this reactor release, which errors about missing features name.
     pub fn reactor_version(mut self, version: &str) -> FakeHost {
         self.hello.reactor_version = version.to_owned();
+        self
+    }
+
+    /// Lays the build's context out as reactor 0.3.0 and later do (protocol 1.2): `overlay`
+    /// becomes the workflow's `context_dir`, where the plugin writes, and `source` its
+    /// `source_context_dir`, the source's context directory, read-only by contract. Use two
+    /// temporary directories and check after the run that `source` is as it was. Without this
+    /// call the workflow's own `context_dir` and `source_context_dir` are used as given.
+    pub fn context_dirs(self, overlay: impl AsRef<Path>, source: impl AsRef<Path>) -> FakeHost {
+        {
+            let mut state = self.state();
+            state.workflow.context_dir = overlay.as_ref().display().to_string();
+            state.workflow.source_context_dir = source.as_ref().display().to_string();
+        }
         self
     }
 
@@ -612,6 +627,48 @@ mod tests {
         assert_eq!((workflow.labels["a"].as_str(), workflow.build_args["V"].as_str()), ("1", "2"));
         assert_eq!(workflow.tags, ["app:x", "app:y"]);
         assert_eq!(workflow.results["prebuild"]["probe"], seen);
+    }
+
+    #[test]
+    fn a_plugin_writes_to_the_overlay_and_reads_through_context_file() {
+        let scratch = scratch_dir();
+        let (overlay, source) = (scratch.join("overlay"), scratch.join("source"));
+        std::fs::create_dir_all(&overlay).expect("mkdir");
+        std::fs::create_dir_all(&source).expect("mkdir");
+        std::fs::write(source.join("version.txt"), "1.0\n").expect("write");
+        std::fs::write(source.join("notes.txt"), "from the source\n").expect("write");
+        std::fs::write(overlay.join("notes.txt"), "from a plugin\n").expect("write");
+        let fake = prebuild().context_dirs(&overlay, &source);
+        let seen = fake
+            .run(
+                &probe(|ctx| {
+                    let workflow = ctx.workflow()?;
+                    let version = std::fs::read_to_string(workflow.context_file("version.txt"))?;
+                    std::fs::write(Path::new(&workflow.context_dir).join("generated.txt"), version.trim())?;
+                    let notes = std::fs::read_to_string(workflow.context_file("notes.txt"))?;
+                    Ok(json!({"version": version, "notes": notes,
+                              "generated": workflow.context_file("generated.txt").starts_with(&workflow.context_dir)}))
+                }),
+                json!({}),
+            )
+            .expect("runs");
+        assert_eq!(seen, json!({"version": "1.0\n", "notes": "from a plugin\n", "generated": true}));
+        assert_eq!(std::fs::read_to_string(overlay.join("generated.txt")).expect("written"), "1.0");
+        assert!(!source.join("generated.txt").exists(), "the source is untouched");
+        // From a host without an overlay (older than 1.2), the context directory is the one.
+        let old = Workflow { context_dir: source.display().to_string(), ..Default::default() };
+        assert_eq!(old.context_file("notes.txt"), source.join("notes.txt"));
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
+
+    /// A fresh directory under the system's temp dir (this crate has no tempfile dependency).
+    fn scratch_dir() -> std::path::PathBuf {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("reactor-fake-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
     }
 
     #[test]
