@@ -62,7 +62,11 @@ pub struct BuildState {
     pub phase: Option<Phase>,
     pub image: String,
     pub source: SourceInfo,
+    /// The Dockerfile plugins edit and the engine builds: in the context overlay.
     pub dockerfile: Option<PathBuf>,
+    /// The context directory in the source tree, under the overlay's (the Dockerfile's
+    /// directory); the same directory when the tree is the overlay (`source::Layout::Writable`).
+    pub source_context_dir: Option<PathBuf>,
     pub build_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub tags: Vec<String>,
@@ -116,6 +120,11 @@ impl BuildState {
         self.dockerfile.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).unwrap_or_default()
     }
 
+    /// The build context directory plugins write to: the overlay's, the Dockerfile's directory.
+    pub fn context_dir(&self) -> Option<&std::path::Path> {
+        self.dockerfile.as_ref().and_then(|p| p.parent())
+    }
+
     /// The plugin's view: a snapshot.
     pub fn snapshot(&self) -> Workflow {
         let dockerfile_text = self.dockerfile_text();
@@ -126,12 +135,8 @@ impl BuildState {
             dockerfile_path: self.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             base_image: crate::dockerfile::base_image(&dockerfile_text),
             dockerfile: dockerfile_text,
-            context_dir: self
-                .dockerfile
-                .as_ref()
-                .and_then(|p| p.parent())
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
+            context_dir: self.context_dir().map(|p| p.display().to_string()).unwrap_or_default(),
+            source_context_dir: self.source_context_dir.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             build_args: self.build_args.clone(),
             labels: self.labels.clone(),
             tags: self.tags.clone(),

@@ -135,7 +135,8 @@ async fn main_phases(
     let spec = request.source.clone();
     let base_dir = request.base_dir.clone();
     let cancel = session.cancel.clone();
-    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir, &cancel));
+    let layout = source_layout(request, plan);
+    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir, layout, &cancel));
     let connecting = async {
         let engine = Engine::connect().await?;
         if log::log_enabled!(log::Level::Debug) {
@@ -152,9 +153,10 @@ async fn main_phases(
     let fetched = source.insert(fetched?);
     {
         let mut state = session.state();
-        state.source.path = fetched.root.display().to_string();
+        state.source.path = fetched.tree.display().to_string();
         state.source.commit = fetched.commit.clone();
-        state.dockerfile = Some(fetched.dockerfile.clone());
+        state.dockerfile = Some(fetched.dockerfile());
+        state.source_context_dir = Some(fetched.source_context_dir());
     }
     engine?;
 
@@ -170,6 +172,24 @@ async fn main_phases(
     Ok(())
 }
 
+/// Where plugins write: an overlay, unless a plugin of prebuild or buildstep was built before
+/// the overlay existed and may write into its context directory (said once, in the log).
+fn source_layout(request: &BuildRequest, plan: &Plan) -> source::Layout {
+    let Some(planned) = plan.predates_overlay() else {
+        return source::Layout::Overlay;
+    };
+    let (key, api) = (&planned.plugin.manifest.key, &planned.plugin.api_version);
+    match request.source.provider {
+        source::Provider::Path => log::info!(
+            "plugin '{key}' (reactor-plugin-api {api}) predates the context overlay: copying the path source so it may write to it"
+        ),
+        source::Provider::Git => log::info!(
+            "plugin '{key}' (reactor-plugin-api {api}) predates the context overlay: the git checkout is its context directory, so it may write to it"
+        ),
+    }
+    source::Layout::Writable
+}
+
 /// Builds on the engine from the state as it stands, streaming the output to the log, and
 /// records the result and the build's own run (as `dockerbuild`). Dropping the build stream on
 /// cancellation makes the engine stop the build.
@@ -177,16 +197,30 @@ pub async fn build_image(session: &Session) -> Result<BuildResult, PluginError> 
     let host_error = |message: String| PluginError::with_kind(ErrorKind::Host, message);
     let engine =
         session.engine().ok_or_else(|| host_error("the Docker engine is not available to this build".into()))?;
-    let (dockerfile, tag, build_args, labels) = {
+    let (dockerfile, source_context_dir, tag, build_args, labels) = {
         let state = session.state();
         let dockerfile =
             state.dockerfile.clone().ok_or_else(|| host_error("there is no Dockerfile to build".into()))?;
-        (dockerfile, state.image.clone(), state.build_args.clone(), state.labels.clone())
+        (
+            dockerfile,
+            state.source_context_dir.clone(),
+            state.image.clone(),
+            state.build_args.clone(),
+            state.labels.clone(),
+        )
     };
-    let context_dir = dockerfile.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let overlay_dir = dockerfile.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let context_dir = source_context_dir.unwrap_or_else(|| overlay_dir.clone());
     let name = dockerfile.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let spec =
-        BuildSpec { context_dir: &context_dir, dockerfile: &name, tag: &tag, build_args: &build_args, labels: &labels };
+    let spec = BuildSpec {
+        context_dir: &context_dir,
+        // The writable layout has no overlay apart from the tree.
+        overlay_dir: Some(overlay_dir.as_path()).filter(|overlay| *overlay != context_dir),
+        dockerfile: &name,
+        tag: &tag,
+        build_args: &build_args,
+        labels: &labels,
+    };
     log::info!("building {tag} from {}", dockerfile.display());
     let (started, clock) = (SystemTime::now(), Instant::now());
     let output = tokio::select! {

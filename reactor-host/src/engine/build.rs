@@ -5,17 +5,18 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use bollard::query_parameters::BuildImageOptionsBuilder;
-use dockerignore::DockerIgnore;
 use futures_util::StreamExt;
 
-use super::context::tar_stream;
+use super::context::{tar_stream, ContextDirs};
 use super::{Engine, Error};
 
 /// What to build.
 #[derive(Clone, Debug)]
 pub struct BuildSpec<'a> {
-    /// The context directory sent to the engine.
+    /// The context directory sent to the engine (the source tree's).
     pub context_dir: &'a Path,
+    /// The context overlay's directory, whose entries are sent first and shadow the tree's.
+    pub overlay_dir: Option<&'a Path>,
     /// The Dockerfile, relative to the context directory.
     pub dockerfile: &'a str,
     /// The name the image is tagged with.
@@ -41,12 +42,10 @@ impl Engine {
     /// engine could not be used at all (unreachable, refused the request, bad context).
     pub async fn build(&self, spec: &BuildSpec<'_>, mut on_line: impl FnMut(&str)) -> Result<BuildOutput, Error> {
         let context_err = |reason: String| Error::Context { path: spec.context_dir.display().to_string(), reason };
-        let ignore = DockerIgnore::load(spec.context_dir).map_err(|e| context_err(e.to_string()))?;
-        let body = tar_stream(
-            spec.context_dir.to_path_buf(),
-            ignore,
-            vec![spec.dockerfile.to_owned(), ".dockerignore".to_owned()],
-        );
+        let dirs =
+            ContextDirs { tree: spec.context_dir.to_path_buf(), overlay: spec.overlay_dir.map(Path::to_path_buf) };
+        let ignore = dirs.dockerignore().map_err(|e| context_err(e.to_string()))?;
+        let body = tar_stream(dirs, ignore, vec![spec.dockerfile.to_owned(), ".dockerignore".to_owned()]);
         let build_args: HashMap<&String, &String> = spec.build_args.iter().collect();
         let labels: HashMap<&String, &String> = spec.labels.iter().collect();
         let options = BuildImageOptionsBuilder::default()

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use reactor_plugin_api::protocol::Protocol;
 use reactor_plugin_api::{Manifest, Phase};
 use serde_json::{json, Value};
 
@@ -22,6 +23,17 @@ impl PlannedPlugin {
     pub fn allowed_to_fail(&self) -> bool {
         self.entry.is_allowed_to_fail.unwrap_or(self.plugin.manifest.allowed_to_fail)
     }
+}
+
+/// The protocol that brought the context overlay (`Workflow::source_context_dir`).
+const OVERLAY_PROTOCOL: Protocol = Protocol { major: 1, minor: 2 };
+
+/// Whether a plugin built against reactor-plugin-api `api_version` predates the context overlay.
+/// A version that does not read as `major.minor…` is taken as old: copying is always safe.
+fn predates_overlay(api_version: &str) -> bool {
+    let mut parts = api_version.split('.');
+    let major_minor = parts.next().zip(parts.next()).map(|(major, minor)| format!("{major}.{minor}"));
+    major_minor.and_then(|text| Protocol::parse(&text)).is_none_or(|protocol| protocol < OVERLAY_PROTOCOL)
 }
 
 /// The plugins each phase runs, resolved against the registry.
@@ -142,6 +154,17 @@ impl Plan {
         }
     }
 
+    /// The first plugin of prebuild or buildstep built against a reactor-plugin-api older than
+    /// the context overlay (protocol 1.2): it may write into the context directory it is given,
+    /// which then has to be a writable copy of the source (`source::Layout::Writable`). The
+    /// built-ins are always current; plugins after the build only read.
+    pub fn predates_overlay(&self) -> Option<&PlannedPlugin> {
+        [Phase::Prebuild, Phase::Buildstep]
+            .into_iter()
+            .flat_map(|phase| self.phase(phase))
+            .find(|planned| !planned.plugin.is_builtin() && predates_overlay(&planned.plugin.api_version))
+    }
+
     /// The plan as `--dry-run` prints it.
     pub fn describe(&self, request: &BuildRequest) -> String {
         let mut out = format!("plan for {}\n", request.origin);
@@ -248,6 +271,16 @@ fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugins_built_before_protocol_1_2_predate_the_overlay() {
+        for old in ["1.0.0", "1.1.7", "0.9.0", "", "garbage", "1"] {
+            assert!(predates_overlay(old), "{old}");
+        }
+        for current in ["1.2.0", "1.2.0-rc.1", "1.10.0", reactor_plugin_api::API_VERSION] {
+            assert!(!predates_overlay(current), "{current}");
+        }
+    }
 
     #[test]
     fn registries_add_atomic_reactors_default_plugins() {

@@ -1,9 +1,15 @@
-//! Fetching the source tree a build starts from, into a temporary directory reactor owns, and
-//! finding the Dockerfile in it.
+//! Fetching the source tree a build starts from, finding the Dockerfile in it, and laying out the
+//! context overlay where plugins make their changes.
 //!
-//! Plugins may edit what they find there (the Dockerfile above all), so even a `path` source is
-//! copied: the user's own tree is never changed.
-
+//! The source *tree* is never written: a `path` source is the user's own directory, used in
+//! place (the docker CLI streams it as it is, and so does reactor), and a `git` source is
+//! reactor's checkout. Everything plugins change lives in the *overlay*, a temporary directory
+//! reactor owns that starts with a copy of the Dockerfile (plugins edit it); the build context
+//! is the overlay over the tree (see `engine::context`).
+//!
+//! Plugins built before the overlay existed (reactor-plugin-api < 1.2) may write into the
+//! context directory they are given: for them the [`Layout::Writable`] copies a `path` source as
+//! reactor did before, and that copy (or a git checkout) is both tree and overlay.
 mod git;
 mod path;
 
@@ -45,17 +51,47 @@ pub struct SourceSpec {
     pub submodules: bool,
 }
 
-/// A fetched source: the tree on disk, removed when this is dropped.
+/// Where plugins may write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layout {
+    /// The tree is used in place and never written; plugins write to a separate overlay.
+    Overlay,
+    /// The tree is reactor's own (a `path` source is copied) and is the overlay too, for plugins
+    /// that write into the context directory they were given.
+    Writable,
+}
+
+/// A fetched source: the tree and the overlay; what reactor made is removed when this is dropped.
 #[derive(Debug)]
 pub struct FetchedSource {
-    /// Holds the temporary directory alive.
+    /// Holds the temporary directory (the overlay, a checkout or a copy) alive.
     _tmp: TempDir,
-    /// The root of the fetched tree.
-    pub root: PathBuf,
+    /// The root of the source tree: the user's directory for `path`, reactor's checkout for
+    /// `git`, a copy in the writable layout. Never written in the overlay layout.
+    pub tree: PathBuf,
+    /// The root of the overlay, which mirrors the tree's layout; `tree` itself in the writable
+    /// layout.
+    pub overlay: PathBuf,
     /// The resolved commit SHA (git only).
     pub commit: Option<String>,
-    /// The Dockerfile.
-    pub dockerfile: PathBuf,
+    /// The Dockerfile's path relative to both roots.
+    dockerfile: PathBuf,
+}
+
+impl FetchedSource {
+    /// The Dockerfile plugins edit and the engine builds: the overlay's copy.
+    pub fn dockerfile(&self) -> PathBuf {
+        self.overlay.join(&self.dockerfile)
+    }
+
+    /// The build context directory in the tree (the Dockerfile's directory).
+    pub fn source_context_dir(&self) -> PathBuf {
+        match self.dockerfile.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+            Some(dir) => self.tree.join(dir),
+            // Not `tree.join("")`, which would end in a '/'.
+            None => self.tree.clone(),
+        }
+    }
 }
 
 /// What went wrong fetching the source or finding its Dockerfile.
@@ -71,6 +107,10 @@ pub enum Error {
     Checkout { uri: String, commit: String, reason: String },
     #[error("cannot copy {path}: {reason}")]
     Copy { path: String, reason: String },
+    #[error("the path source {path} cannot be used: {reason} (check source.uri)")]
+    PathSource { path: String, reason: String },
+    #[error("cannot put the Dockerfile into the context overlay {path}: {reason}")]
+    Overlay { path: String, reason: String },
     #[error("dockerfile_path '{0}' points outside the source; give a path inside it")]
     OutsideSource(String),
     #[error("Dockerfile '{0}' doesn't exist in the source (check dockerfile_path)")]
@@ -87,21 +127,38 @@ pub fn prepare(spec: &SourceSpec, base_dir: &Path) {
     }
 }
 
-/// Fetches `spec` into a new temporary directory. A relative local path or `uri` is taken
-/// relative to `base_dir` (the build.json's directory).
+/// Fetches `spec` (a git clone into a new temporary directory, a path source where it is, or
+/// copied there in the writable layout) and lays out the overlay. A relative local path or `uri`
+/// is taken relative to `base_dir` (the build.json's directory).
 /// Stops early, with [`Error::Cancelled`], once `cancel` is cancelled.
-pub fn fetch(spec: &SourceSpec, base_dir: &Path, cancel: &Cancel) -> Result<FetchedSource, Error> {
+pub fn fetch(spec: &SourceSpec, base_dir: &Path, layout: Layout, cancel: &Cancel) -> Result<FetchedSource, Error> {
     let tmp = tempfile::Builder::new().prefix("reactor-source-").tempdir().map_err(Error::TempDir)?;
     let root = tmp.path().join("source");
+    // The tree is reactor's checkout or copy, unless a path source is used in place.
+    let mut tree = root.clone();
     let commit = match spec.provider {
         Provider::Git => Some(git::clone(&spec.uri, spec.commit.as_deref(), spec.submodules, base_dir, &root, cancel)?),
         Provider::Path => {
-            path::copy_tree(&local_path(&spec.uri, base_dir), &root, cancel)?;
+            let dir = path::source_dir(&local_path(&spec.uri, base_dir))?;
+            match layout {
+                Layout::Overlay => tree = dir,
+                Layout::Writable => path::copy_tree(&dir, &root, cancel)?,
+            }
             None
         }
     };
-    let dockerfile = locate_dockerfile(&root, spec.dockerfile_path.as_deref().unwrap_or(""))?;
-    Ok(FetchedSource { _tmp: tmp, root, commit, dockerfile })
+    let dockerfile = locate_dockerfile(&tree, spec.dockerfile_path.as_deref().unwrap_or(""))?;
+    let dockerfile = dockerfile.strip_prefix(&tree).unwrap_or(&dockerfile).to_path_buf();
+    let overlay = match layout {
+        Layout::Writable => tree.clone(),
+        Layout::Overlay => {
+            let overlay = tmp.path().join("overlay");
+            path::copy_file(&tree.join(&dockerfile), &overlay.join(&dockerfile))
+                .map_err(|e| Error::Overlay { path: overlay.display().to_string(), reason: e.to_string() })?;
+            overlay
+        }
+    };
+    Ok(FetchedSource { _tmp: tmp, tree, overlay, commit, dockerfile })
 }
 
 /// A `path` uri (with or without `file://`) as a local path, relative ones under `base_dir`.
@@ -166,6 +223,47 @@ mod tests {
             locate_dockerfile(t.path(), "sub/prod.Dockerfile").expect("file"),
             t.path().join("sub/prod.Dockerfile")
         );
+    }
+
+    fn path_spec(uri: &Path, dockerfile_path: &str) -> SourceSpec {
+        SourceSpec {
+            provider: Provider::Path,
+            uri: uri.display().to_string(),
+            commit: None,
+            dockerfile_path: Some(dockerfile_path.to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_path_source_is_used_in_place_with_its_dockerfile_copied_into_the_overlay() {
+        let t = tree(&["sub/Dockerfile", "sub/app.txt"]);
+        let fetched =
+            fetch(&path_spec(t.path(), "sub/"), Path::new("/"), Layout::Overlay, &Cancel::default()).expect("fetched");
+        let real = t.path().canonicalize().expect("canonical");
+        assert_eq!(fetched.tree, real);
+        assert_eq!(fetched.source_context_dir(), real.join("sub"));
+        assert_eq!(fetched.dockerfile(), fetched.overlay.join("sub/Dockerfile"));
+        assert!(!fetched.overlay.starts_with(&real), "the overlay is reactor's own");
+        assert_eq!(std::fs::read_to_string(fetched.dockerfile()).expect("copied"), "FROM scratch\n");
+        // Nothing else is in the overlay.
+        let entries: Vec<_> = walkdir::WalkDir::new(&fetched.overlay).min_depth(1).into_iter().collect();
+        assert_eq!(entries.len(), 2, "sub/ and sub/Dockerfile: {entries:?}");
+        let overlay = fetched.overlay.clone();
+        drop(fetched);
+        assert!(!overlay.exists(), "the overlay goes with the build");
+        assert!(t.path().join("sub/app.txt").is_file(), "the source stays");
+    }
+
+    #[test]
+    fn the_writable_layout_copies_a_path_source_and_uses_the_copy_as_both() {
+        let t = tree(&["Dockerfile", "app.txt"]);
+        let fetched =
+            fetch(&path_spec(t.path(), ""), Path::new("/"), Layout::Writable, &Cancel::default()).expect("fetched");
+        assert_eq!(fetched.tree, fetched.overlay);
+        assert!(!fetched.tree.starts_with(t.path().canonicalize().expect("canonical")));
+        assert!(fetched.tree.join("app.txt").is_file());
+        assert_eq!(fetched.dockerfile(), fetched.tree.join("Dockerfile"));
+        assert_eq!(fetched.source_context_dir(), fetched.tree);
     }
 
     #[test]
