@@ -27,8 +27,6 @@
 //! Where it differs from atomic-reactor 1.6: the `tag_suffixes` arg of 1.6.26 (given by
 //! osbs-client, with tags formatted from the labels) is not taken; the file is the only source.
 
-use std::path::Path;
-
 use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::{json, Value};
 
@@ -63,8 +61,8 @@ impl Plugin for TagFromConfig {
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let _: TagFromConfigArgs = args.parse()?;
         let workflow = ctx.workflow()?;
-        let dockerfile_dir = Path::new(&workflow.dockerfile_path).parent().unwrap_or(Path::new(""));
-        let path = dockerfile_dir.join(TAGS_FILE);
+        // The context's file: one a prebuild plugin wrote to the overlay, else the source's.
+        let path = workflow.context_file(TAGS_FILE);
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -124,23 +122,36 @@ mod tests {
     use reactor_plugin_api::testing::FakeHost;
     use reactor_plugin_api::{BuildResult, ErrorKind, Workflow};
 
-    /// A postbuild fake whose Dockerfile sits in a temporary directory with `additional-tags`
-    /// holding `tags` (no file when `None`).
+    /// A postbuild fake whose source context is a temporary directory with `additional-tags`
+    /// holding `tags` (no file when `None`), under an overlay (`overlay`) holding the Dockerfile,
+    /// as reactor lays them out.
     fn with_tags(tags: Option<&str>, labels: Value) -> (tempfile::TempDir, FakeHost) {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("Dockerfile"), "FROM busybox\n").expect("write");
+        let (source, overlay) = (dir.path().join("source"), dir.path().join("overlay"));
+        for context in [&source, &overlay] {
+            std::fs::create_dir_all(context).expect("mkdir");
+            std::fs::write(context.join("Dockerfile"), "FROM busybox\n").expect("write");
+        }
         if let Some(tags) = tags {
-            std::fs::write(dir.path().join(TAGS_FILE), tags).expect("write");
+            std::fs::write(source.join(TAGS_FILE), tags).expect("write");
         }
         let workflow = Workflow {
             image: "app:1".into(),
-            dockerfile_path: dir.path().join("Dockerfile").display().to_string(),
+            dockerfile_path: overlay.join("Dockerfile").display().to_string(),
             build_result: Some(BuildResult { image_id: Some("sha256:built".into()), ..Default::default() }),
             ..Default::default()
         };
         let fake = FakeHost::new(Phase::Postbuild, workflow)
+            .context_dirs(&overlay, &source)
             .on_inspect(move |_| Ok(json!({"Id": "sha256:built", "Config": {"Labels": labels.clone()}})));
         (dir, fake)
+    }
+
+    #[test]
+    fn a_file_a_plugin_wrote_to_the_overlay_is_the_one_read() {
+        let (dir, fake) = with_tags(Some("source1\n"), json!({"name": "app"}));
+        std::fs::write(dir.path().join("overlay").join(TAGS_FILE), "overlay1\n").expect("write");
+        assert_eq!(fake.run(&TagFromConfig, json!({})).expect("runs"), json!(["app:overlay1"]));
     }
 
     #[test]
@@ -184,7 +195,7 @@ mod tests {
         let (dir, fake) = with_tags(Some("v1\n"), json!({"version": "1"}));
         let err = fake.run(&TagFromConfig, json!({})).expect_err("no name");
         assert_eq!(err.kind, ErrorKind::Failed);
-        let path = dir.path().join(TAGS_FILE);
+        let path = dir.path().join("source").join(TAGS_FILE);
         assert!(
             err.message.starts_with(&format!(
                 "tag_from_config: {} lists 1 tags, but the built image has no 'name' label",
@@ -197,7 +208,7 @@ mod tests {
     #[test]
     fn an_unreadable_file_fails_naming_it() {
         let (dir, fake) = with_tags(None, json!({"name": "app"}));
-        std::fs::create_dir(dir.path().join(TAGS_FILE)).expect("a directory where the file goes");
+        std::fs::create_dir(dir.path().join("source").join(TAGS_FILE)).expect("a directory where the file goes");
         let err = fake.run(&TagFromConfig, json!({})).expect_err("unreadable");
         assert!(err.message.starts_with("tag_from_config: cannot read "), "{err}");
         assert!(err.message.contains(TAGS_FILE), "{err}");
