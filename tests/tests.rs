@@ -17,6 +17,7 @@ mod engine;
 mod errors;
 mod git_transports;
 mod isolation;
+mod overlay;
 mod plugin_dirs;
 mod plugin_install;
 mod plugin_kit;

@@ -1,6 +1,6 @@
 //! Test fixtures for reactor's end-to-end tests, exported from one shared object as a vendor
 //! would ship several plugins: they panic on demand, record that they ran, edit the Dockerfile,
-//! and exercise every host request a plugin can make.
+//! exercise every host request a plugin can make, and work in the build context.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -302,6 +302,76 @@ impl Plugin for WorkspaceProbe {
     }
 }
 
+/// Works in the build context as a plugin of protocol 1.2 does: `write` (`{relative path:
+/// text}`) writes files into the context directory (the overlay), `append_dockerfile` appends a
+/// line to the Dockerfile file itself, `read` (a list of relative paths) reads files through
+/// `Workflow::context_file`, and `git_status` reports `git status --porcelain` of the source
+/// tree. Returns the directories it was given and what it read.
+pub struct ContextWriter;
+
+#[derive(Deserialize)]
+struct ContextWriterArgs {
+    #[serde(default)]
+    write: BTreeMap<String, String>,
+    #[serde(default)]
+    append_dockerfile: Option<String>,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    git_status: bool,
+}
+
+impl Plugin for ContextWriter {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("context_writer", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("writes to and reads from the build context")
+            .allowed_to_fail(false)
+    }
+
+    fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let args: ContextWriterArgs = args.parse()?;
+        let workflow = ctx.workflow()?;
+        for (relative, text) in &args.write {
+            let path = std::path::Path::new(&workflow.context_dir).join(relative);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, text).map_err(|e| PluginError::new(format!("{}: {e}", path.display())))?;
+        }
+        if let Some(line) = &args.append_dockerfile {
+            let mut file = std::fs::OpenOptions::new().append(true).open(&workflow.dockerfile_path)?;
+            writeln!(file, "{line}")?;
+        }
+        let mut read = BTreeMap::new();
+        for relative in &args.read {
+            let path = workflow.context_file(relative);
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| PluginError::new(format!("{}: {e}", path.display())))?;
+            read.insert(relative.clone(), json!({"path": path, "text": text}));
+        }
+        let git_status = if args.git_status {
+            let out = std::process::Command::new("git")
+                .args(["status", "--porcelain", "--ignored"])
+                .current_dir(&workflow.source.path)
+                .output()?;
+            if !out.status.success() {
+                return Err(PluginError::new(format!("git status: {}", String::from_utf8_lossy(&out.stderr))));
+            }
+            Some(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            None
+        };
+        Ok(json!({
+            "context_dir": workflow.context_dir,
+            "source_context_dir": workflow.source_context_dir,
+            "dockerfile_path": workflow.dockerfile_path,
+            "source_path": workflow.source.path,
+            "read": read,
+            "git_status": git_status,
+        }))
+    }
+}
+
 export_plugins!(
     FeatureProbe,
     ContainerProbe,
@@ -315,4 +385,5 @@ export_plugins!(
     Echo("pull_base_image"),
     Decliner,
     RetagBuilder,
+    ContextWriter,
 );
