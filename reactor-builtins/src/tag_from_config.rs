@@ -17,6 +17,9 @@
 //!
 //! and the label `name=ns/app`, the image is also pushed as `ns/app:3.2` and `ns/app:stable`.
 //!
+//! The file is read from the build context as the engine sees it: one a prebuild plugin wrote to
+//! the context overlay wins over the source's (`Workflow::context_file`).
+//!
 //! A tag holding a `-` is skipped with a warning: the tags `tag_by_labels` makes from the labels
 //! are `version-release`, and an additional tag with a dash could overwrite one of an earlier
 //! build (the reason atomic-reactor gave when it added the rule). A line that is not a valid
