@@ -61,7 +61,9 @@ pub fn tar_stream(dirs: ContextDirs, ignore: DockerIgnore, always: Vec<String>) 
     ReceiverStream::new(rx)
 }
 
-/// What the overlay holds at a relative path: whether it is a directory.
+/// What the overlay holds, by relative path: `true` for a directory that the tree's walk sends
+/// too (a real directory there, under real directories), whose contents merge; `false` for an
+/// entry that hides the tree's.
 type Shadows = BTreeMap<String, bool>;
 
 fn write_tar(dirs: &ContextDirs, ignore: &DockerIgnore, always: &[String], out: impl Write) -> io::Result<()> {
@@ -75,10 +77,12 @@ fn write_tar(dirs: &ContextDirs, ignore: &DockerIgnore, always: &[String], out: 
         for entry in walk(overlay, ignore, &Shadows::new()) {
             let entry = entry?;
             let rel = relative(overlay, entry.path());
-            let is_dir = entry.file_type().is_dir();
-            shadows.insert(rel.clone(), is_dir);
+            let parent_merged = rel.rsplit_once('/').is_none_or(|(parent, _)| shadows.get(parent) == Some(&true));
+            let merged = parent_merged
+                && entry.file_type().is_dir()
+                && dirs.tree.join(&rel).symlink_metadata().is_ok_and(|m| m.is_dir());
+            shadows.insert(rel.clone(), merged);
             // A directory the tree has too is sent with the tree's header, once.
-            let merged = is_dir && dirs.tree.join(&rel).symlink_metadata().is_ok_and(|m| m.is_dir());
             if sent(&rel) && !merged {
                 append(&mut tar, entry.path(), &rel)?;
             }
@@ -105,16 +109,15 @@ fn walk<'a>(
     walker
         .into_iter()
         .filter_entry(move |entry| {
-            let is_dir = entry.file_type().is_dir();
             if shadows.is_empty() && ignore.is_empty() {
                 return true;
             }
             let rel = relative(dir, entry.path());
-            if shadows.get(&rel).is_some_and(|&overlay_is_dir| !(overlay_is_dir && is_dir)) {
+            if shadows.get(&rel) == Some(&false) {
                 return false;
             }
             // Prune an excluded directory unless an exception pattern may re-include something in it.
-            !(is_dir && ignore.is_excluded(&rel) && !ignore.may_reinclude_below(&rel))
+            !(entry.file_type().is_dir() && ignore.is_excluded(&rel) && !ignore.may_reinclude_below(&rel))
         })
         .map(|entry| entry.map_err(io::Error::from))
 }
@@ -254,6 +257,25 @@ mod tests {
                 ("y/inner", "overlay y"),
                 ("z", "dir"),
                 ("z/inner", "overlay z"),
+            ])
+        );
+    }
+
+    #[test]
+    fn an_overlay_directory_where_the_tree_has_a_symlink_is_sent_whole_with_its_headers() {
+        let (_root, dirs) = layers();
+        write(&dirs.tree, &[("real/d/f", "tree f")]);
+        std::os::unix::fs::symlink("real", dirs.tree.join("z")).expect("symlink");
+        write(dirs.overlay.as_ref().expect("overlay"), &[("z/d/inner", "overlay")]);
+        assert_eq!(
+            entries(&dirs, &[]),
+            pairs(&[
+                ("z", "dir"),
+                ("z/d", "dir"),
+                ("z/d/inner", "overlay"),
+                ("real", "dir"),
+                ("real/d", "dir"),
+                ("real/d/f", "tree f"),
             ])
         );
     }
