@@ -104,37 +104,81 @@ impl Engine {
     }
 }
 
+/// The longest line reactor keeps: a longer run of output without a newline (a progress bar
+/// redrawn with `\r` for minutes) is cut into pieces of at most this many bytes, each a line of
+/// the build log, cut on a UTF-8 character boundary.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
 /// Reassembles lines from the engine's stream, whose items may hold part of a line (the
 /// "Step 1/4 : FROM x" text and its newline arrive separately) or several lines.
+///
+/// Only `\n` ends a line; a `\r` stays inside it, trailing ones trimmed, and empty lines are
+/// dropped. Each byte is looked at once and copied at most once: the unfinished line is never
+/// longer than [`MAX_LINE_BYTES`], since a longer one is emitted in pieces as it grows.
 #[derive(Default)]
-pub(super) struct LineSplitter {
+pub(crate) struct LineSplitter {
+    /// The unfinished line: what came after the last newline, at most [`MAX_LINE_BYTES`].
     pending: String,
 }
 
 impl LineSplitter {
-    pub(super) fn push(&mut self, text: &str, mut emit: impl FnMut(&str)) {
-        self.pending.push_str(text);
-        while let Some(end) = self.pending.find('\n') {
-            let line: String = self.pending.drain(..=end).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
+    pub(crate) fn push(&mut self, mut text: &str, mut emit: impl FnMut(&str)) {
+        while let Some(end) = text.find('\n') {
+            self.extend(&text[..end], &mut emit);
+            let line = self.pending.trim_end_matches('\r');
             if !line.is_empty() {
                 emit(line);
             }
+            self.pending.clear();
+            text = &text[end + 1..];
         }
+        self.extend(text, &mut emit);
     }
 
-    pub(super) fn finish(&mut self, mut emit: impl FnMut(&str)) {
-        let rest = std::mem::take(&mut self.pending);
-        let rest = rest.trim_end();
+    pub(crate) fn finish(&mut self, mut emit: impl FnMut(&str)) {
+        let rest = self.pending.trim_end();
         if !rest.is_empty() {
             emit(rest);
+        }
+        self.pending.clear();
+    }
+
+    /// Adds `text`, which holds no newline, to the unfinished line, emitting it in pieces of
+    /// [`MAX_LINE_BYTES`] as it fills.
+    fn extend(&mut self, mut text: &str, emit: &mut impl FnMut(&str)) {
+        loop {
+            let room = MAX_LINE_BYTES - self.pending.len();
+            if text.len() <= room {
+                self.pending.push_str(text);
+                return;
+            }
+            let cut = floor_char_boundary(text, room);
+            if self.pending.is_empty() {
+                // The common case of a long line arriving whole: no copy.
+                emit(&text[..cut]);
+            } else {
+                // A cut of 0 (a character that does not fit in what is left) emits what is held.
+                self.pending.push_str(&text[..cut]);
+                emit(&self.pending);
+                self.pending.clear();
+            }
+            text = &text[cut..];
         }
     }
 }
 
+/// The largest index at most `index` that is on a character boundary of `text`.
+pub fn floor_char_boundary(text: &str, index: usize) -> usize {
+    let mut index = index.min(text.len());
+    while !text.is_char_boundary(index) {
+        index -= 1;
+    }
+    index
+}
+
 #[cfg(test)]
 mod tests {
-    use super::LineSplitter;
+    use super::{LineSplitter, MAX_LINE_BYTES};
 
     fn split(items: &[&str]) -> Vec<String> {
         let mut out = Vec::new();
@@ -154,5 +198,93 @@ mod tests {
     #[test]
     fn splits_items_holding_several_lines_and_keeps_a_trailing_partial_line() {
         assert_eq!(split(&["a\nb\r\n\nc"]), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_carriage_return_stays_inside_a_line_and_trailing_ones_are_trimmed() {
+        assert_eq!(split(&["10%\r20%\r", "30%\r\r\n", "done\r"]), ["10%\r20%\r30%", "done"]);
+    }
+
+    #[test]
+    fn a_line_of_exactly_the_limit_is_one_line() {
+        let line = "x".repeat(MAX_LINE_BYTES);
+        assert_eq!(split(&[&line, "\r\n", "next\n"]), [line.as_str(), "next"]);
+        assert_eq!(split(&[&line]), [line.as_str()]);
+    }
+
+    #[test]
+    fn a_long_line_without_newline_is_cut_in_pieces_of_the_limit_whatever_the_chunks() {
+        // A progress bar redrawn with '\r', as `curl` or `pip` print it, 1 MiB and some.
+        let progress: String = (0..40_000).map(|n| format!("\r{n:>6}/40000")).collect();
+        assert_eq!(progress.len(), 40_000 * 13);
+        let want: Vec<&str> =
+            progress.as_bytes().chunks(MAX_LINE_BYTES).map(|c| std::str::from_utf8(c).expect("ASCII")).collect();
+        assert_eq!(want.len(), progress.len().div_ceil(MAX_LINE_BYTES));
+        // Whole, in chunks of odd sizes, and byte by byte around the cuts.
+        assert_eq!(split(&[&progress]), want);
+        let chunks: Vec<&str> =
+            progress.as_bytes().chunks(7777).map(|c| std::str::from_utf8(c).expect("ASCII")).collect();
+        assert_eq!(split(&chunks), want);
+        let (head, tail) = progress.split_at(MAX_LINE_BYTES - 1);
+        let (one, tail) = tail.split_at(1);
+        assert_eq!(split(&[head, one, tail]), want);
+        // With a newline and more lines after it, the rest of the long line is its last piece.
+        let mut with_more = progress.clone();
+        with_more.push_str("\nStep 2/2 : RUN true\n");
+        let mut want_more = want.clone();
+        want_more.push("Step 2/2 : RUN true");
+        assert_eq!(split(&[&with_more]), want_more);
+    }
+
+    #[test]
+    fn a_piece_is_never_cut_inside_a_character() {
+        // 'é' is 2 bytes and '€' 3: the limit falls inside one of them in some pieces.
+        let line = "é€".repeat(MAX_LINE_BYTES / 2);
+        for chunk_size in [MAX_LINE_BYTES, 1000, 5] {
+            let mut chunks = Vec::new();
+            let mut rest = line.as_str();
+            while !rest.is_empty() {
+                let mut cut = chunk_size.min(rest.len());
+                while !rest.is_char_boundary(cut) {
+                    cut += 1;
+                }
+                chunks.push(&rest[..cut]);
+                rest = &rest[cut..];
+            }
+            let pieces = split(&chunks);
+            let (last, full) = pieces.split_last().expect("pieces");
+            assert!(
+                full.iter().all(|p| p.len() > MAX_LINE_BYTES - 3 && p.len() <= MAX_LINE_BYTES),
+                "chunks of {chunk_size}"
+            );
+            assert!(!last.is_empty() && last.len() <= MAX_LINE_BYTES);
+            assert_eq!(pieces.concat(), line, "chunks of {chunk_size}");
+        }
+    }
+
+    #[test]
+    fn a_held_piece_with_no_room_for_the_next_character_is_emitted_as_it_is() {
+        let head = "a".repeat(MAX_LINE_BYTES - 1);
+        assert_eq!(split(&[&head, "€b\n"]), [head.as_str(), "€b"]);
+    }
+
+    #[test]
+    fn a_160_mb_progress_line_is_pieces_of_the_limit() {
+        // The shape that took 47 s of CPU when the pending text was searched again for every
+        // item: one line of '\r'-redrawn progress, no newline, in the engine's 32 KiB items.
+        let unit = "\r[=====>     ] 42% 1.2MiB/s";
+        let line = unit.repeat(160_000_000 / unit.len());
+        let (mut pieces, mut bytes, mut longest) = (0, 0, 0);
+        let mut splitter = LineSplitter::default();
+        let mut count = |piece: &str| {
+            pieces += 1;
+            bytes += piece.len();
+            longest = longest.max(piece.len());
+        };
+        for chunk in line.as_bytes().chunks(32 * 1024) {
+            splitter.push(std::str::from_utf8(chunk).expect("ASCII"), &mut count);
+        }
+        splitter.finish(&mut count);
+        assert_eq!((pieces, bytes, longest), (line.len().div_ceil(MAX_LINE_BYTES), line.len(), MAX_LINE_BYTES));
     }
 }
