@@ -2,6 +2,7 @@
 
 mod app;
 mod build_json;
+mod build_log;
 mod cancel;
 mod cli;
 mod credentials;

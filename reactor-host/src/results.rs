@@ -85,7 +85,7 @@ pub struct EngineBuild {
     pub image_id: Option<String>,
     pub failed: bool,
     pub fail_reason: Option<String>,
-    pub log_lines: usize,
+    pub log_lines: u64,
 }
 
 /// One plugin run.
@@ -195,7 +195,7 @@ impl ResultDocument {
                 image_id: b.image_id.clone(),
                 failed: b.failed,
                 fail_reason: b.fail_reason.clone(),
-                log_lines: b.logs.len(),
+                log_lines: state.build_log.as_ref().map_or(0, |log| log.lines()),
             }),
             plugins: state
                 .runs

@@ -8,12 +8,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use reactor_plugin_api::protocol::PulledImage;
+use reactor_plugin_api::protocol::{PulledImage, SNAPSHOT_LOG_BYTES};
 use reactor_plugin_api::{BuildResult, Outcome, Phase, SourceInfo, Workflow};
 use serde::Serialize;
 use serde_json::Value;
 use tokio::runtime::Handle;
 
+use crate::build_log::BuildLog;
 use crate::cancel::Cancel;
 use crate::engine::Engine;
 
@@ -70,7 +71,10 @@ pub struct BuildState {
     pub build_args: BTreeMap<String, String>,
     pub labels: BTreeMap<String, String>,
     pub tags: Vec<String>,
+    /// The build's outcome, its `logs` empty: the log is in `build_log`.
     pub build_result: Option<BuildResult>,
+    /// The build's log, spooled to disk, set with `build_result`.
+    pub build_log: Option<Arc<BuildLog>>,
     /// Plugin results by phase, then key.
     pub results: BTreeMap<Phase, BTreeMap<String, Value>>,
     /// Pushed image names and the digests the registry reported.
@@ -140,12 +144,27 @@ impl BuildState {
             build_args: self.build_args.clone(),
             labels: self.labels.clone(),
             tags: self.tags.clone(),
-            build_result: self.build_result.clone(),
+            build_result: self.build_result_for_plugins(),
             results: self.results_by_name(),
             digests: self.digests.clone(),
             pulled_images: self.pulled_images.clone(),
             outcome: self.outcome.clone(),
         }
+    }
+
+    /// The build's outcome as plugins see it: with the log's last lines that fit in
+    /// [`SNAPSHOT_LOG_BYTES`] (the whole log, for most builds), the log's length and how many
+    /// lines were left out. Plugins read the whole log by pages.
+    pub fn build_result_for_plugins(&self) -> Option<BuildResult> {
+        let mut result = self.build_result.clone()?;
+        if let Some(log) = &self.build_log {
+            result.log_lines = log.lines();
+            (result.logs, result.logs_omitted) = log.tail(SNAPSHOT_LOG_BYTES).unwrap_or_else(|e| {
+                log::warn!("cannot read the end of {e}");
+                (Vec::new(), log.lines())
+            });
+        }
+        Some(result)
     }
 
     /// Results keyed by phase name.

@@ -8,6 +8,7 @@ use reactor_plugin_api::{BuildResult, ErrorKind, Outcome, Phase, PluginError, So
 use tokio::runtime::Handle;
 
 use crate::build_json::BuildRequest;
+use crate::build_log::BuildLogWriter;
 use crate::cancel::{Cancel, Signal};
 use crate::engine::{BuildSpec, Engine};
 use crate::plugins::runner::{run_buildstep, run_phase, PluginFailure};
@@ -222,17 +223,32 @@ pub async fn build_image(session: &Session) -> Result<BuildResult, PluginError> 
         labels: &labels,
     };
     log::info!("building {tag} from {}", dockerfile.display());
+    // The log goes to disk as it comes, never whole into memory: a build may print gigabytes.
+    let mut spool = BuildLogWriter::new().map_err(|e| host_error(format!("cannot keep the build log: {e}")))?;
+    let mut spool_error = None;
+    let on_line = |line: &str| {
+        log::info!(target: "reactor::build", "{line}");
+        if spool_error.is_none() {
+            spool_error = spool.line(line).err();
+        }
+    };
     let (started, clock) = (SystemTime::now(), Instant::now());
     let output = tokio::select! {
-        output = engine.build(&spec, |line| log::info!(target: "reactor::build", "{line}")) => output,
+        output = engine.build(&spec, on_line) => output,
         _ = session.cancel.cancelled() => return Err(PluginError::with_kind(ErrorKind::Cancelled, "the build was cancelled")),
     };
     let output = output.map_err(|e| host_error(e.to_string()))?;
+    let log = match spool_error {
+        Some(e) => Err(e),
+        None => spool.finish(),
+    }
+    .map_err(|e| host_error(format!("cannot keep the build log: {e}")))?;
     let result = BuildResult {
         failed: output.error.is_some(),
         fail_reason: output.error,
         image_id: output.image_id,
-        logs: output.logs,
+        log_lines: log.lines(),
+        ..Default::default()
     };
     session.record_run(PluginRun {
         phase: Phase::Buildstep,
@@ -243,8 +259,11 @@ pub async fn build_image(session: &Session) -> Result<BuildResult, PluginError> 
         error: result.fail_reason.clone(),
         result: None,
     });
-    session.state().build_result = Some(result.clone());
-    Ok(result)
+    let mut state = session.state();
+    state.build_result = Some(result);
+    state.build_log = Some(Arc::new(log));
+    // What the plugin that asked for the build gets: the log's end, as in a snapshot.
+    Ok(state.build_result_for_plugins().unwrap_or_default())
 }
 
 /// The name the engine build itself is recorded under, as in atomic-reactor.

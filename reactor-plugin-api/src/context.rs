@@ -7,11 +7,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::build_log::Lines;
 use crate::ffi::HostCtx;
-use crate::protocol::{ContainerOptions, HostHello, PulledImage, PushOutcome, RegistryAccess, Request};
+use crate::protocol::{BuildLogPage, ContainerOptions, HostHello, PulledImage, PushOutcome, RegistryAccess, Request};
 use crate::{BuildResult, ErrorKind, PluginError, RunOutput, Workflow};
 
 /// Given to [`Plugin::run`](crate::Plugin::run); every method is a request to the host.
+///
+/// A clone is the same context (what [`Context::build_log`] keeps to read on); it answers only
+/// while the plugin's run lasts.
+#[derive(Clone)]
 pub struct Context {
     host: HostCtx,
     hello: HostHello,
@@ -39,11 +44,39 @@ impl Context {
         self.call(&Request::Workflow)
     }
 
-    /// The build's outcome; an error before the build has run.
+    /// The build's outcome; an error before the build has run. Its `logs` are the log's last
+    /// lines when the log is longer than
+    /// [`SNAPSHOT_LOG_BYTES`](crate::protocol::SNAPSHOT_LOG_BYTES): [`Context::build_log`] reads
+    /// all of it.
     pub fn build_result(&self) -> Result<BuildResult, PluginError> {
         self.workflow()?
             .build_result
             .ok_or_else(|| PluginError::with_kind(ErrorKind::Host, "the image has not been built yet"))
+    }
+
+    /// Every line of the build log, in order, read from the host a page at a time, so that a
+    /// log of any size takes little memory; an error (before the build, or from the host) ends
+    /// the lines. A host without `logs.read` (older than protocol 1.2) has the whole log in the
+    /// workflow snapshot's [`BuildResult::logs`], which this reads instead.
+    ///
+    /// ```no_run
+    /// # fn run(ctx: &reactor_plugin_api::Context) -> Result<(), reactor_plugin_api::PluginError> {
+    /// let mut errors = 0;
+    /// for line in ctx.build_log() {
+    ///     errors += usize::from(line?.contains("ERROR"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn build_log(&self) -> Lines {
+        Lines::new(self.clone())
+    }
+
+    /// One page of the build log: whole lines from byte `offset` (0 for the first page, then
+    /// the previous page's `next_offset`), at most `max_bytes` of them counting a newline after
+    /// each (capped at [`MAX_LOG_PAGE_BYTES`](crate::protocol::MAX_LOG_PAGE_BYTES)), and always
+    /// at least one. Needs `logs.read`; [`Context::build_log`] pages for you.
+    pub fn read_build_log(&self, offset: u64, max_bytes: u64) -> Result<BuildLogPage, PluginError> {
+        self.call(&Request::ReadBuildLog { offset, max_bytes })
     }
 
     /// Replaces the Dockerfile's text (prebuild only).

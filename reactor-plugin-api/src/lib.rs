@@ -60,6 +60,7 @@ mod host_log;
 mod manifest;
 mod plugin;
 
+pub mod build_log;
 pub mod dockerfile;
 pub mod ffi;
 pub mod protocol;

@@ -113,7 +113,23 @@ pub const FEATURES: &[Feature] = &[
         reactor: "0.2.0",
         summary: "record the digest of an image pushed by the plugin itself",
     },
+    Feature {
+        name: "logs.read",
+        protocol: Protocol { major: 1, minor: 2 },
+        reactor: "0.3.0",
+        summary: "read the whole build log page by page (read_build_log, build_log), however long it is",
+    },
 ];
+
+/// The most of the build log a workflow snapshot carries in [`BuildResult::logs`]: 1 MiB of
+/// lines, counting a newline after each. A longer log is there as its last lines that fit, with
+/// [`BuildResult::logs_omitted`] saying how many lines were left out before them; the whole log
+/// is read by pages ([`Request::ReadBuildLog`], `logs.read`).
+pub const SNAPSHOT_LOG_BYTES: u64 = 1024 * 1024;
+
+/// The most a page of the build log holds ([`Request::ReadBuildLog`]'s `max_bytes` is capped at
+/// this): 1 MiB of lines, counting a newline after each.
+pub const MAX_LOG_PAGE_BYTES: u64 = 1024 * 1024;
 
 /// The level of a record sent through [`HostContext::log`](crate::ffi::HostContext::log), which
 /// carries `log::Level as u8` (1 = error … 5 = trace; anything else reads as trace).
@@ -274,6 +290,10 @@ pub enum Request {
     SetWorkspace { key: String, value: Value },
     /// Records that `name` was pushed with `digest` (`digests.record`).
     RecordDigest { name: String, digest: String },
+    /// Reads the build log from byte `offset` (0, or a page's `next_offset`), whole lines of at
+    /// most `max_bytes` (capped at [`MAX_LOG_PAGE_BYTES`]; at least one line however long),
+    /// counting a newline after each line (`logs.read`): answered with [`BuildLogPage`].
+    ReadBuildLog { offset: u64, max_bytes: u64 },
 }
 
 impl Request {
@@ -287,6 +307,7 @@ impl Request {
             Request::RunContainer { options, .. } if !options.is_default() => Some("containers.options"),
             Request::GetWorkspace { .. } | Request::SetWorkspace { .. } => Some("workspace"),
             Request::RecordDigest { .. } => Some("digests.record"),
+            Request::ReadBuildLog { .. } => Some("logs.read"),
             _ => None,
         }
     }
@@ -345,6 +366,7 @@ impl Request {
             Request::PullImage { .. } => "pull an image",
             Request::GetWorkspace { .. } | Request::SetWorkspace { .. } => "use the workspace",
             Request::RecordDigest { .. } => "record a digest",
+            Request::ReadBuildLog { .. } => "read the build log",
         }
     }
 }
@@ -545,14 +567,36 @@ pub struct SourceInfo {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BuildResult {
-    /// The engine's output, one entry per line (`Step 1/4 : FROM scratch`, …).
+    /// The engine's output, one entry per line (`Step 1/4 : FROM scratch`, …). In a snapshot
+    /// from a host of protocol 1.2 or later, only the last lines that fit in
+    /// [`SNAPSHOT_LOG_BYTES`] (all of them for most builds): [`BuildResult::logs_omitted`] says
+    /// how many were left out, and [`Context::build_log`](crate::Context::build_log) reads them
+    /// all.
     pub logs: Vec<String>,
+    /// How many lines the whole build log has (protocol 1.2; 0 from an older host, whose `logs`
+    /// are the whole log).
+    pub log_lines: u64,
+    /// How many lines at the start of the log `logs` leaves out, to stay within
+    /// [`SNAPSHOT_LOG_BYTES`] (protocol 1.2; 0 when `logs` is the whole log).
+    pub logs_omitted: u64,
     /// The built image's ID (`sha256:…`), when the build succeeded.
     pub image_id: Option<String>,
     /// Whether the build failed.
     pub failed: bool,
     /// Why it failed (the engine's error line).
     pub fail_reason: Option<String>,
+}
+
+/// A page of the build log: the answer to [`Request::ReadBuildLog`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BuildLogPage {
+    /// Whole lines, in order, without their newlines.
+    pub lines: Vec<String>,
+    /// Where the next page starts: the `offset` to ask for next.
+    pub next_offset: u64,
+    /// Whether this page ends the log.
+    pub done: bool,
 }
 
 /// What a push did.

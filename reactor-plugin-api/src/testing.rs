@@ -68,7 +68,9 @@ use serde_json::{json, Value};
 
 use crate::dockerfile::Dockerfile;
 use crate::ffi::{HostContext, HostContext_TO, HostCtx};
-use crate::protocol::{self, ContainerOptions, HostHello, Protocol, PulledImage, PushOutcome, RegistryAccess, Request};
+use crate::protocol::{
+    self, BuildLogPage, ContainerOptions, HostHello, Protocol, PulledImage, PushOutcome, RegistryAccess, Request,
+};
 use crate::{guard, host_log, Args, BuildResult, Context, ErrorKind, Phase, Plugin, PluginError, RunOutput, Workflow};
 
 /// A scripted answer to one kind of request (by its `op`).
@@ -83,7 +85,12 @@ pub const FAKE_REACTOR_VERSION: &str = "FakeHost";
 /// How it answers each [`Request`], after checking the phase rules of [`Request::phases`] as
 /// reactor does (a refusal is an [`ErrorKind::Host`] error, "a plugin may … only in …"):
 ///
-/// - `workflow`: the workflow, as the requests before changed it, with the fake's phase;
+/// - `workflow`: the workflow, as the requests before changed it, with the fake's phase; when the
+///   fake offers `logs.read`, as reactor does since protocol 1.2, a build log longer than
+///   [`protocol::SNAPSHOT_LOG_BYTES`] is cut to its last lines as reactor cuts it (`log_lines`
+///   and `logs_omitted` say so);
+/// - `read_build_log`: pages of the workflow's `build_result.logs`, cut as reactor cuts its
+///   spooled log (a newline counted after each line), so [`Context::build_log`] reads them all;
 /// - `set_dockerfile`, `set_labels`, `set_build_args`, `add_tags`, `set_build_result`,
 ///   `record_digest`: change the workflow (a new Dockerfile also sets its `base_image`);
 /// - `get_workspace`, `set_workspace`: a workspace kept by the fake;
@@ -370,8 +377,12 @@ impl FakeHost {
                 ),
             ));
         }
-        let host: HostCtx =
-            HostContext_TO::from_ptr(RArc::new(FakeHostContext { shared: self.shared.clone(), phase }), TD_Opaque);
+        let context = RArc::new(FakeHostContext {
+            shared: self.shared.clone(),
+            phase,
+            reads_logs_by_pages: self.hello.features.iter().any(|f| f == "logs.read"),
+        });
+        let host: HostCtx = HostContext_TO::from_ptr(context, TD_Opaque);
         host_log::attach(&host);
         let outcome = guard::guard(|| plugin.run(&Context::new(host.clone(), self.hello.clone()), Args::new(args)));
         host_log::detach();
@@ -418,6 +429,9 @@ impl Shared {
 struct FakeHostContext {
     shared: Arc<Shared>,
     phase: Phase,
+    /// Plays a host with `logs.read`, whose snapshots keep only the log's last lines; an older
+    /// host's hold it whole.
+    reads_logs_by_pages: bool,
 }
 
 impl FakeHostContext {
@@ -439,7 +453,16 @@ impl FakeHostContext {
         match request {
             Request::Workflow => {
                 drop(state);
-                to_json(self.shared.snapshot())
+                let mut workflow = self.shared.snapshot();
+                if let Some(build) = workflow.build_result.as_mut().filter(|_| self.reads_logs_by_pages) {
+                    keep_snapshot_tail(build);
+                }
+                to_json(workflow)
+            }
+            Request::ReadBuildLog { offset, max_bytes } => {
+                let build =
+                    workflow.build_result.as_ref().ok_or_else(|| host_error("the image has not been built yet"))?;
+                to_json(page_of(&build.logs, offset, max_bytes)?)
             }
             Request::SetDockerfile { text } => {
                 workflow.base_image = base_image(&text);
@@ -530,6 +553,56 @@ impl HostContext for FakeHostContext {
             Err(e) => RErr(e.to_json().into()),
         }
     }
+}
+
+/// What reactor's snapshot keeps of a build log: the last lines that fit in
+/// [`protocol::SNAPSHOT_LOG_BYTES`], a newline counted after each, with the total and the lines
+/// left out.
+fn keep_snapshot_tail(build: &mut BuildResult) {
+    let total = build.logs.len();
+    let mut size = 0;
+    let kept = build
+        .logs
+        .iter()
+        .rev()
+        .take_while(|line| {
+            size += line.len() as u64 + 1;
+            size <= protocol::SNAPSHOT_LOG_BYTES
+        })
+        .count();
+    build.logs.drain(..total - kept);
+    build.log_lines = total as u64;
+    build.logs_omitted = (total - kept) as u64;
+}
+
+/// The page of `lines` at byte `offset`, as reactor cuts its spooled log (a newline after each
+/// line).
+fn page_of(lines: &[String], offset: u64, max_bytes: u64) -> Result<BuildLogPage, PluginError> {
+    let max_bytes = max_bytes.min(protocol::MAX_LOG_PAGE_BYTES);
+    let mut start = 0u64;
+    let mut rest = lines.iter();
+    while start < offset {
+        match rest.next() {
+            Some(line) => start += line.len() as u64 + 1,
+            None => break,
+        }
+    }
+    if start != offset {
+        return Err(host_error(format!(
+            "the build log has no line at offset {offset}: read from 0, then from each page's next_offset"
+        )));
+    }
+    let mut page = BuildLogPage { next_offset: offset, ..Default::default() };
+    for line in rest.by_ref() {
+        let size = line.len() as u64 + 1;
+        if !page.lines.is_empty() && page.next_offset - offset + size > max_bytes {
+            return Ok(page);
+        }
+        page.lines.push(line.clone());
+        page.next_offset += size;
+    }
+    page.done = true;
+    Ok(page)
 }
 
 /// The image the Dockerfile's final stage builds from, as reactor's workflow snapshot says.
@@ -903,5 +976,157 @@ mod tests {
         let err = prebuild().run(&probe(|_| panic!("kaboom {}", 7)), json!({})).expect_err("panicked");
         assert_eq!(err.kind, ErrorKind::Panicked);
         assert_eq!(err.message, format!("panicked at {}:{line}: kaboom 7", file!()));
+    }
+
+    fn built(logs: Vec<String>) -> FakeHost {
+        let build = BuildResult { logs, ..Default::default() };
+        FakeHost::new(Phase::Postbuild, Workflow { build_result: Some(build), ..Default::default() })
+    }
+
+    /// 3000 lines of 1000 bytes and some: about 3 MiB, three pages and more.
+    fn long_log() -> Vec<String> {
+        (0..3000).map(|n| format!("{n:>5} {}", "é".repeat(497))).collect()
+    }
+
+    #[test]
+    fn the_build_log_is_read_by_pages_of_whole_lines() {
+        let logs = long_log();
+        let fake = built(logs.clone());
+        let read = fake
+            .run(&probe(|ctx| Ok(json!(ctx.build_log().collect::<Result<Vec<String>, PluginError>>()?))), json!({}))
+            .expect("reads");
+        assert_eq!(read, json!(logs));
+        let offsets: Vec<u64> = fake
+            .requests()
+            .iter()
+            .map(|r| match r {
+                Request::ReadBuildLog { offset, max_bytes } => {
+                    assert_eq!(*max_bytes, protocol::MAX_LOG_PAGE_BYTES);
+                    *offset
+                }
+                other => panic!("only pages are read: {other:?}"),
+            })
+            .collect();
+        let line = logs[0].len() as u64 + 1;
+        let per_page = protocol::MAX_LOG_PAGE_BYTES / line;
+        assert_eq!(offsets, [0, per_page * line, 2 * per_page * line]);
+
+        // One page by hand: whole lines within max_bytes, at least one, and a wrong offset named.
+        let pages = fake
+            .run(
+                &probe(move |ctx| {
+                    let first = ctx.read_build_log(0, 10)?;
+                    let second = ctx.read_build_log(first.next_offset, 3 * line)?;
+                    let err = ctx.read_build_log(5, 100).expect_err("not a line's start");
+                    let end = ctx.read_build_log(3000 * line, 100)?;
+                    Ok(json!([first, second.lines.len(), second.next_offset, second.done, err.message, end]))
+                }),
+                json!({}),
+            )
+            .expect("reads");
+        assert_eq!(pages[0], json!({"lines": [logs[0]], "next_offset": line, "done": false}));
+        assert_eq!([&pages[1], &pages[2], &pages[3]], [&json!(3), &json!(4 * line), &json!(false)]);
+        assert_eq!(pages[4], "the build log has no line at offset 5: read from 0, then from each page's next_offset");
+        assert_eq!(pages[5], json!({"lines": [], "next_offset": 3000 * line, "done": true}));
+    }
+
+    #[test]
+    fn the_snapshot_keeps_the_logs_last_mebibyte_and_says_what_it_left_out() {
+        let logs = long_log();
+        let line = logs[0].len() as u64 + 1;
+        let kept = (protocol::SNAPSHOT_LOG_BYTES / line) as usize;
+        let fake = built(logs.clone());
+        let seen = fake.run(&probe(|ctx| Ok(json!(ctx.build_result()?))), json!({})).expect("reads");
+        let seen: BuildResult = serde_json::from_value(seen).expect("a build result");
+        assert_eq!((seen.log_lines, seen.logs_omitted), (3000, (3000 - kept) as u64));
+        assert_eq!(seen.logs, logs[3000 - kept..]);
+        // A short log is whole.
+        let fake = built(vec!["Step 1/1 : FROM scratch".into()]);
+        let seen = fake.run(&probe(|ctx| Ok(json!(ctx.build_result()?))), json!({})).expect("reads");
+        assert_eq!(seen["logs"], json!(["Step 1/1 : FROM scratch"]));
+        assert_eq!((seen["log_lines"].as_u64(), seen["logs_omitted"].as_u64()), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn an_older_host_gives_the_build_log_from_the_snapshot() {
+        let fake = built(vec!["a".into(), "b".into()]).features([]).protocol(Protocol { major: 1, minor: 1 });
+        let seen = fake
+            .run(
+                &probe(|ctx| {
+                    let lines = ctx.build_log().collect::<Result<Vec<String>, PluginError>>()?;
+                    let err = ctx.read_build_log(0, 100).expect_err("no logs.read");
+                    Ok(json!([lines, err.kind]))
+                }),
+                json!({}),
+            )
+            .expect("reads");
+        assert_eq!(seen, json!([["a", "b"], "unsupported"]));
+        assert_eq!(fake.requests(), [Request::Workflow]);
+    }
+
+    #[test]
+    fn before_the_build_the_log_is_an_error_and_then_ends() {
+        for fake in [
+            FakeHost::new(Phase::Exit, Workflow::default()),
+            FakeHost::new(Phase::Exit, Workflow::default()).features([]),
+        ] {
+            let seen = fake
+                .run(
+                    &probe(|ctx| {
+                        let mut lines = ctx.build_log();
+                        let err = lines.next().and_then(Result::err).expect("an error");
+                        Ok(json!([err.kind, err.message, lines.next().is_none()]))
+                    }),
+                    json!({}),
+                )
+                .expect("runs");
+            assert_eq!(seen, json!(["host", "the image has not been built yet", true]));
+        }
+    }
+
+    #[test]
+    fn the_json_reader_renders_what_serde_json_writes_with_its_length_known_first() {
+        use std::io::Read;
+        let mut logs = long_log();
+        logs.push("quotes \" and \\ and \t\r and \u{1}".into());
+        for fake in [built(logs.clone()), built(logs.clone()).features([])] {
+            let seen = fake
+                .run(
+                    &probe(|ctx| {
+                        let mut reader = crate::build_log::JsonReader::new(ctx, "logs")?;
+                        let (length, lines) = (reader.len(), reader.lines());
+                        let mut body = Vec::new();
+                        // Small reads, as an HTTP client's buffer takes them.
+                        let mut buffer = [0u8; 777];
+                        loop {
+                            let n = reader.read(&mut buffer).map_err(PluginError::from)?;
+                            if n == 0 {
+                                break;
+                            }
+                            body.extend_from_slice(&buffer[..n]);
+                        }
+                        Ok(json!([length, lines, String::from_utf8(body).map_err(PluginError::from)?]))
+                    }),
+                    json!({}),
+                )
+                .expect("renders");
+            let want = serde_json::to_string(&json!({"logs": logs})).expect("JSON");
+            assert_eq!(seen[0], json!(want.len()));
+            assert_eq!(seen[1], json!(logs.len()));
+            assert!(seen[2] == json!(want), "the body is serde_json's");
+        }
+        // An empty log is an empty list.
+        let seen = built(Vec::new())
+            .run(
+                &probe(|ctx| {
+                    let mut body = String::new();
+                    let mut reader = crate::build_log::JsonReader::new(ctx, "logs")?;
+                    reader.read_to_string(&mut body).map_err(PluginError::from)?;
+                    Ok(json!([reader.len(), body]))
+                }),
+                json!({}),
+            )
+            .expect("renders");
+        assert_eq!(seen, json!([11, "{\"logs\":[]}"]));
     }
 }

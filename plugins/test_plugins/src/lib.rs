@@ -217,8 +217,7 @@ impl Plugin for RetagBuilder {
         ctx.set_build_result(reactor_plugin_api::BuildResult {
             logs: vec![format!("retagged {from} as {image}")],
             image_id: id.clone(),
-            failed: false,
-            fail_reason: None,
+            ..Default::default()
         })?;
         Ok(json!({"image_id": id}))
     }

@@ -25,18 +25,18 @@ pub struct BuildSpec<'a> {
     pub labels: &'a BTreeMap<String, String>,
 }
 
-/// What the build produced: its log, one entry per line of output, and either the image ID or
-/// the reason it failed.
+/// What the build produced: the image ID or the reason it failed. Its output went to `on_line`,
+/// line by line, and is not kept here: a build may print gigabytes.
 #[derive(Clone, Debug, Default)]
 pub struct BuildOutput {
-    pub logs: Vec<String>,
     pub image_id: Option<String>,
     pub error: Option<String>,
 }
 
 impl Engine {
     /// Builds `spec` without cache (as atomic-reactor does: every build starts clean), calling
-    /// `on_line` with each line of output as it arrives.
+    /// `on_line` with each line of output as it arrives (the engine's error last, when it
+    /// reports one); a line is at most [`MAX_LINE_BYTES`] long, apart from that error.
     ///
     /// A failed build step is a successful call whose output has `error` set; `Err` means the
     /// engine could not be used at all (unreachable, refused the request, bad context).
@@ -66,22 +66,15 @@ impl Engine {
                 Ok(info) => {
                     let text = info.stream.or(info.status.map(|s| s + "\n"));
                     if let Some(text) = text {
-                        lines.push(&text, |line| {
-                            on_line(line);
-                            output.logs.push(line.to_owned());
-                        });
+                        lines.push(&text, &mut on_line);
                     }
                     if let Some(id) = info.aux.and_then(|aux| aux.id) {
                         output.image_id = Some(id);
                     }
                 }
                 Err(bollard::errors::Error::DockerStreamError { error }) => {
-                    lines.finish(|line| {
-                        on_line(line);
-                        output.logs.push(line.to_owned());
-                    });
+                    lines.finish(&mut on_line);
                     on_line(&error);
-                    output.logs.push(error.clone());
                     output.error = Some(error);
                     output.image_id = None;
                     return Ok(output);
@@ -93,10 +86,7 @@ impl Engine {
                 Err(e) => return Err(self.error(e)),
             }
         }
-        lines.finish(|line| {
-            on_line(line);
-            output.logs.push(line.to_owned());
-        });
+        lines.finish(&mut on_line);
         if output.image_id.is_none() {
             output.error = Some("the engine reported no image ID for the build".to_owned());
         }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bollard::Docker;
 use reactor_plugin_api::error_chain;
 
-pub use build::BuildSpec;
+pub use build::{floor_char_boundary, BuildSpec, MAX_LINE_BYTES};
 pub use container::Stopped;
 pub use image::registry_of;
 

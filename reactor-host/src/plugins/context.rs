@@ -18,6 +18,7 @@ use reactor_plugin_api::protocol::{PulledImage, PushOutcome, Request};
 use reactor_plugin_api::{ErrorKind, Phase, PluginError};
 use serde_json::{json, Value};
 
+use crate::build_log::BuildLog;
 use crate::credentials::{self, Credentials};
 use crate::engine::{registry_of, Engine, Stopped};
 use crate::state::Session;
@@ -118,9 +119,22 @@ impl PluginContext {
             }
             Request::IsCancelled => Ok(json!(cancelled)),
             Request::BuildImage => to_json(self.session.runtime.block_on(crate::workflow::build_image(&self.session))?),
-            Request::SetBuildResult { result } => {
-                self.session.state().build_result = Some(result);
+            Request::SetBuildResult { mut result } => {
+                // The other builder's log is spooled as the engine's is; the snapshot shows its end.
+                let log = BuildLog::from_lines(&result.logs)
+                    .map_err(|e| host_error(format!("cannot keep the build log: {e}")))?;
+                result.logs = Vec::new();
+                result.log_lines = log.lines();
+                result.logs_omitted = 0;
+                let mut state = self.session.state();
+                state.build_result = Some(result);
+                state.build_log = Some(Arc::new(log));
                 Ok(Value::Null)
+            }
+            Request::ReadBuildLog { offset, max_bytes } => {
+                let log = self.session.state().build_log.clone();
+                let log = log.ok_or_else(|| host_error("the image has not been built yet"))?;
+                to_json(log.page(offset, max_bytes).map_err(host_error)?)
             }
             Request::GetWorkspace { key } => {
                 Ok(self.session.state().workspace.get(&key).cloned().unwrap_or(Value::Null))
