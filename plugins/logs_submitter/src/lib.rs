@@ -1,11 +1,13 @@
 //! `logs_submitter`: the post-build plugin of atomic-reactor's "writing plugins" walk-through,
 //! in Rust. It POSTs the build's log lines as `{"logs": [...]}` to the `url` arg and returns the
-//! response body as its result.
+//! response body as its result. The body is streamed from the build log, so a log of any size
+//! takes little memory.
 //!
 //! ```json
 //! {"name": "logs_submitter", "args": {"url": "http://localhost:9099"}}
 //! ```
 
+use reactor_plugin_api::build_log::JsonReader;
 use reactor_plugin_api::{export_plugins, Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -34,14 +36,18 @@ impl Plugin for LogsSubmitter {
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let args: LogsSubmitterArgs = args.parse()?;
-        let logs = ctx.build_result()?.logs;
-        log::info!("posting {} log lines to {}", logs.len(), args.url);
+        // {"logs": [...]}, rendered from the build log as it is sent; measured first, so that
+        // it goes with a Content-Length.
+        let body = JsonReader::new(ctx, "logs")?;
+        let length = body.len();
+        log::info!("posting {} log lines to {}", body.lines(), args.url);
         let client = reqwest::blocking::Client::builder()
             .user_agent(concat!("reactor-logs_submitter/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let response = client
             .post(&args.url)
-            .json(&json!({ "logs": logs }))
+            .header("content-type", "application/json")
+            .body(reqwest::blocking::Body::sized(body, length))
             .send()
             .and_then(|r| r.error_for_status())
             .map_err(|e| PluginError::from(e).context(format!("POST {}", args.url)))?;
@@ -57,7 +63,7 @@ mod tests {
     use std::net::TcpListener;
     use std::thread::JoinHandle;
 
-    use reactor_plugin_api::protocol::Request;
+    use reactor_plugin_api::protocol::{Protocol, Request, MAX_LOG_PAGE_BYTES};
     use reactor_plugin_api::testing::FakeHost;
     use reactor_plugin_api::{BuildResult, ErrorKind, Phase, Workflow};
     use serde_json::json;
@@ -125,8 +131,31 @@ mod tests {
             received.headers
         );
         assert_eq!(received.body, json!({"logs": ["Step 1/2 : FROM busybox", " ---> 10f721a22d93"]}));
-        assert_eq!(fake.requests(), [Request::Workflow]);
+        // The log was read by pages twice: to measure the body, then to send it.
+        let page = Request::ReadBuildLog { offset: 0, max_bytes: MAX_LOG_PAGE_BYTES };
+        assert_eq!(fake.requests(), [page.clone(), page]);
         assert!(fake.logs().iter().any(|r| r.message == format!("posting 2 log lines to {url}")));
+    }
+
+    #[test]
+    fn a_long_log_is_posted_whole_with_its_length() {
+        let (url, server) = serve_once("200 OK", "ok");
+        // About 5 MiB: five pages, and five times what a snapshot holds.
+        let logs: Vec<String> = (0..50_000).map(|n| format!("{n:>6} \"quoted\" {}\r", "x".repeat(90))).collect();
+        let lines: Vec<&str> = logs.iter().map(String::as_str).collect();
+        built(&lines).run(&LogsSubmitter, json!({"url": url})).expect("posts");
+        let received = server.join().expect("the server thread ends");
+        // serve_once read exactly Content-Length bytes, and they are the whole document.
+        assert_eq!(received.body, json!({ "logs": logs }));
+    }
+
+    #[test]
+    fn with_an_older_reactor_the_snapshots_log_is_posted() {
+        let (url, server) = serve_once("200 OK", "ok");
+        let fake = built(&["Step 1/1 : FROM scratch"]).features([]).protocol(Protocol { major: 1, minor: 1 });
+        fake.run(&LogsSubmitter, json!({"url": url})).expect("posts");
+        assert_eq!(server.join().expect("the server thread ends").body, json!({"logs": ["Step 1/1 : FROM scratch"]}));
+        assert_eq!(fake.requests(), [Request::Workflow, Request::Workflow]);
     }
 
     #[test]
@@ -150,7 +179,7 @@ mod tests {
         let err = fake.run(&LogsSubmitter, json!({"url": url})).expect_err("nothing listens there");
 
         assert!(err.message.starts_with(&format!("POST {url}: ")), "{err}");
-        assert_eq!(fake.requests(), [Request::Workflow]);
+        assert!(matches!(fake.requests()[0], Request::ReadBuildLog { offset: 0, .. }), "read through the context");
         assert!(fake.logs().iter().any(|r| r.message == format!("posting 1 log lines to {url}")));
     }
 
