@@ -6,6 +6,7 @@ mod util;
 
 mod atomic_reactor_examples;
 mod build_json;
+mod build_log;
 mod builtins_images;
 mod builtins_labels;
 mod builtins_push;

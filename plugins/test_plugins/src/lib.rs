@@ -367,6 +367,38 @@ impl Plugin for ContextWriter {
             "source_path": workflow.source.path,
             "read": read,
             "git_status": git_status,
+/// Reads the build log both ways, and reports what it found: the snapshot's end of it (what a
+/// plugin of protocol 1.0 reads) and every line by pages.
+pub struct LogProbe;
+
+impl Plugin for LogProbe {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("log_probe", [Phase::Postbuild, Phase::Exit], env!("CARGO_PKG_VERSION"))
+            .description("reads the build log")
+    }
+
+    fn run(&self, ctx: &Context, _args: Args) -> Result<Value, PluginError> {
+        let snapshot = ctx.build_result()?;
+        let (mut read_lines, mut read_bytes, mut longest) = (0u64, 0u64, 0usize);
+        let mut last = String::new();
+        for line in ctx.build_log() {
+            let line = line?;
+            read_lines += 1;
+            read_bytes += line.len() as u64 + 1;
+            longest = longest.max(line.len());
+            last = line;
+        }
+        Ok(json!({
+            "snapshot_lines": snapshot.logs.len(),
+            "snapshot_bytes": snapshot.logs.iter().map(|l| l.len() + 1).sum::<usize>(),
+            "snapshot_first": snapshot.logs.first(),
+            "snapshot_last": snapshot.logs.last(),
+            "log_lines": snapshot.log_lines,
+            "logs_omitted": snapshot.logs_omitted,
+            "read_lines": read_lines,
+            "read_bytes": read_bytes,
+            "read_last": last,
+            "longest": longest,
         }))
     }
 }
@@ -385,4 +417,5 @@ export_plugins!(
     Decliner,
     RetagBuilder,
     ContextWriter,
+    LogProbe,
 );
