@@ -172,3 +172,40 @@ impl BuildState {
         self.results.iter().map(|(phase, results)| (phase.name().to_owned(), results.clone())).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build_log::BuildLogWriter;
+
+    fn state_with_log(lines: impl Iterator<Item = String>) -> BuildState {
+        let mut writer = BuildLogWriter::new().expect("a spool");
+        for line in lines {
+            writer.line(&line).expect("written");
+        }
+        let log = writer.finish().expect("finished");
+        BuildState {
+            build_result: Some(BuildResult { image_id: Some("sha256:x".into()), ..Default::default() }),
+            build_log: Some(Arc::new(log)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plugins_see_the_whole_log_when_it_is_small_and_its_last_mebibyte_else() {
+        let small = state_with_log((0..3).map(|n| format!("line {n}"))).snapshot();
+        let build = small.build_result.expect("built");
+        assert_eq!(
+            (build.logs, build.log_lines, build.logs_omitted),
+            (vec!["line 0".into(), "line 1".into(), "line 2".into()], 3, 0)
+        );
+
+        // 20 000 lines of 100 bytes with their newlines: 2 MB, of which 10 485 lines fit in 1 MiB.
+        let big = state_with_log((0..20_000).map(|n| format!("{n:>99}"))).snapshot();
+        let build = big.build_result.expect("built");
+        let kept = (SNAPSHOT_LOG_BYTES / 100) as usize;
+        assert_eq!((build.logs.len(), build.log_lines, build.logs_omitted), (kept, 20_000, (20_000 - kept) as u64));
+        assert_eq!(build.logs.last().map(|l| l.trim_start()), Some("19999"));
+        assert_eq!(build.image_id.as_deref(), Some("sha256:x"));
+    }
+}

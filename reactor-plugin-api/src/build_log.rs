@@ -199,20 +199,24 @@ impl JsonReader {
 }
 
 impl Read for JsonReader {
+    /// Fills `out` as far as the document goes: an HTTP client sends what one read gives as one
+    /// chunk, and a line is often shorter than a chunk should be.
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.position == self.buffer.len() {
-            if !self.refill()? {
-                return Ok(0);
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.position == self.buffer.len() && !self.refill()? {
+                break;
             }
+            let n = (out.len() - filled).min(self.buffer.len() - self.position);
+            out[filled..filled + n].copy_from_slice(&self.buffer[self.position..self.position + n]);
+            self.position += n;
+            self.sent += n as u64;
+            filled += n;
         }
-        let n = out.len().min(self.buffer.len() - self.position);
-        out[..n].copy_from_slice(&self.buffer[self.position..self.position + n]);
-        self.position += n;
-        self.sent += n as u64;
         if self.sent > self.length {
             return Err(changed(self.length, self.sent));
         }
-        Ok(n)
+        Ok(filled)
     }
 }
 

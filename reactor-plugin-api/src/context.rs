@@ -14,8 +14,8 @@ use crate::{BuildResult, ErrorKind, PluginError, RunOutput, Workflow};
 
 /// Given to [`Plugin::run`](crate::Plugin::run); every method is a request to the host.
 ///
-/// A clone is the same context (what [`Context::build_log`] keeps to read on); it answers only
-/// while the plugin's run lasts.
+/// A clone is the same context (what [`Context::build_log`] keeps to read on); like the context,
+/// it is for the plugin's run only (a request after the run returned may be refused).
 #[derive(Clone)]
 pub struct Context {
     host: HostCtx,

@@ -1096,15 +1096,19 @@ mod tests {
                         let mut reader = crate::build_log::JsonReader::new(ctx, "logs")?;
                         let (length, lines) = (reader.len(), reader.lines());
                         let mut body = Vec::new();
-                        // Small reads, as an HTTP client's buffer takes them.
+                        // Small reads, as an HTTP client's buffer takes them; each is filled, as
+                        // the client sends a read as one chunk.
                         let mut buffer = [0u8; 777];
+                        let mut short_reads = 0;
                         loop {
                             let n = reader.read(&mut buffer).map_err(PluginError::from)?;
                             if n == 0 {
                                 break;
                             }
+                            short_reads += usize::from(n < buffer.len());
                             body.extend_from_slice(&buffer[..n]);
                         }
+                        assert!(short_reads <= 1, "only the last read is short");
                         Ok(json!([length, lines, String::from_utf8(body).map_err(PluginError::from)?]))
                     }),
                     json!({}),
