@@ -10,7 +10,7 @@ use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde_json::{json, Value};
 
 pub(crate) const RETURNS: &str =
-    "`{\"image_id\", \"failed\", \"fail_reason\"}`; the build's log lines are in the result document's `build.logs`";
+    "`{\"image_id\", \"failed\", \"fail_reason\"}`; the build's log is printed under `reactor::build`, plugins read it with `ctx.build_log()`, and the result document counts its lines (`build.log_lines`)";
 
 /// Builds the image with the host's engine.
 pub struct DockerApi;

@@ -48,6 +48,13 @@
 //! The built-in plugins of reactor implement this same trait, so a loaded plugin can do all that
 //! a built-in can.
 //!
+//! A build's log may be gigabytes long. reactor keeps it on disk; a plugin reads all of it a page
+//! at a time with [`Context::build_log`] (the host feature `logs.read`, protocol 1.2), and
+//! [`build_log::JsonReader`] streams it as a JSON body. The workflow snapshot's
+//! [`BuildResult::logs`] holds the whole log only up to
+//! [`SNAPSHOT_LOG_BYTES`](protocol::SNAPSHOT_LOG_BYTES), else its last lines, with
+//! [`BuildResult::logs_omitted`] saying how many it left out.
+//!
 //! A plugin's unit tests run it on a fake reactor: the cargo feature `testing` adds the module
 //! `testing`, whose `FakeHost` answers a plugin's requests from a scripted workflow and records
 //! them and the plugin's log, with no engine.
