@@ -367,6 +367,10 @@ impl Plugin for ContextWriter {
             "source_path": workflow.source.path,
             "read": read,
             "git_status": git_status,
+        }))
+    }
+}
+
 /// Reads the build log both ways, and reports what it found: the snapshot's end of it (what a
 /// plugin of protocol 1.0 reads) and every line by pages.
 pub struct LogProbe;

@@ -231,6 +231,7 @@ mod tests {
             uri: uri.display().to_string(),
             commit: None,
             dockerfile_path: Some(dockerfile_path.to_owned()),
+            submodules: false,
         }
     }
 
