@@ -13,6 +13,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 
+use reactor_plugin_api::build_log::json_string_length;
 use reactor_plugin_api::protocol::{BuildLogPage, MAX_LOG_PAGE_BYTES};
 
 use crate::engine::{floor_char_boundary, MAX_LINE_BYTES};
@@ -35,13 +36,15 @@ pub struct BuildLogWriter {
     out: BufWriter<File>,
     lines: u64,
     bytes: u64,
+    /// The lines' length as JSON strings, for plugins that send the log as JSON.
+    json_bytes: u64,
 }
 
 impl BuildLogWriter {
     /// A new, empty spool.
     pub fn new() -> Result<BuildLogWriter, Error> {
         let file = tempfile::tempfile().map_err(io_error)?;
-        Ok(BuildLogWriter { out: BufWriter::with_capacity(64 * 1024, file), lines: 0, bytes: 0 })
+        Ok(BuildLogWriter { out: BufWriter::with_capacity(64 * 1024, file), lines: 0, bytes: 0, json_bytes: 0 })
     }
 
     /// Appends `text` as one line, or as several when it holds newlines or is longer than
@@ -56,6 +59,7 @@ impl BuildLogWriter {
                 self.out.write_all(piece.as_bytes()).and_then(|()| self.out.write_all(b"\n")).map_err(io_error)?;
                 self.lines += 1;
                 self.bytes += piece.len() as u64 + 1;
+                self.json_bytes += json_string_length(piece);
                 if after.is_empty() {
                     break;
                 }
@@ -68,7 +72,7 @@ impl BuildLogWriter {
     /// The log as written, to be read.
     pub fn finish(self) -> Result<BuildLog, Error> {
         let file = self.out.into_inner().map_err(|e| io_error(e.into_error()))?;
-        Ok(BuildLog { file, lines: self.lines, bytes: self.bytes })
+        Ok(BuildLog { file, lines: self.lines, bytes: self.bytes, json_bytes: self.json_bytes })
     }
 }
 
@@ -78,6 +82,7 @@ pub struct BuildLog {
     file: File,
     lines: u64,
     bytes: u64,
+    json_bytes: u64,
 }
 
 impl BuildLog {
@@ -122,7 +127,13 @@ impl BuildLog {
             None => {}
         }
         let next_offset = offset + text.len() as u64;
-        Ok(BuildLogPage { lines: split_lines(&text), next_offset, done: next_offset == self.bytes })
+        Ok(BuildLogPage {
+            lines: split_lines(&text),
+            next_offset,
+            done: next_offset == self.bytes,
+            total_lines: Some(self.lines),
+            total_json_bytes: Some(self.json_bytes),
+        })
     }
 
     /// The last lines that fit in `max_bytes`, newlines counted, and how many lines came before
@@ -199,6 +210,9 @@ mod tests {
         let log = log_of(&refs);
         // "line 0000 é" is 12 bytes, and a newline.
         assert_eq!((log.lines(), log.bytes()), (1000, 13_000));
+        // Every page says the whole log's totals; "line 0000 é" is 14 bytes as a JSON string.
+        let first = log.page(0, 13).expect("a page");
+        assert_eq!((first.total_lines, first.total_json_bytes), (Some(1000), Some(14_000)));
         for (max_bytes, pages) in [(13, 1000), (25, 1000), (26, 500), (1000, 14), (MAX_LOG_PAGE_BYTES * 4, 1)] {
             assert_eq!(read_all(&log, max_bytes), (lines.clone(), pages), "pages of {max_bytes}");
         }

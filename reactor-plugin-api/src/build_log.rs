@@ -38,6 +38,19 @@ impl Lines {
         Lines { ctx, source: Source::Start }
     }
 
+    /// The whole log's line count and length as JSON strings, when the host says them with the
+    /// first page (reactor ≥ 0.3.0); `None` otherwise. Asks for the first page, which the
+    /// iterator then hands out; call it before the first `next`.
+    pub fn totals(&mut self) -> Result<Option<(u64, u64)>, PluginError> {
+        if !matches!(self.source, Source::Start) || !self.ctx.supports("logs.read") {
+            return Ok(None);
+        }
+        let first = self.ctx.read_build_log(0, MAX_LOG_PAGE_BYTES)?;
+        let totals = first.total_lines.zip(first.total_json_bytes);
+        self.source = Source::Pages { page: first.lines.into_iter(), next_offset: first.next_offset, done: first.done };
+        Ok(totals)
+    }
+
     fn fail(&mut self, error: PluginError) -> Option<Result<String, PluginError>> {
         self.source = Source::Ended;
         Some(Err(error))
@@ -97,14 +110,14 @@ impl Iterator for Lines {
 /// # fn run(ctx: &reactor_plugin_api::Context) -> Result<(), reactor_plugin_api::PluginError> {
 /// use reactor_plugin_api::build_log::JsonReader;
 ///
-/// let body = JsonReader::new(ctx, "logs")?; // reads the log once, to measure it
+/// let body = JsonReader::new(ctx, "logs")?; // knows its length before it is read
 /// let (length, lines) = (body.len(), body.lines());
 /// // reqwest::blocking::Body::sized(body, length) streams it; so does io::copy(&mut body, …).
 /// # Ok(()) }
 /// ```
 ///
-/// [`JsonReader::new`] reads the log a first time to measure the document; reading the reader
-/// reads the log again. It holds one line at a time. Should the log differ on the second reading
+/// [`JsonReader::new`] learns the document's length from the host's first page (or, from a host
+/// that does not say it, by reading the log a first time); reading the reader reads the log. It holds one line at a time. Should the log differ on the second reading
 /// (it does not change once built), reading fails rather than send another length than the one
 /// announced.
 pub struct JsonReader {
@@ -127,20 +140,26 @@ enum Stage {
 }
 
 impl JsonReader {
-    /// The build log of `ctx` as `{"<key>": [lines]}`; reads it once to measure the document.
+    /// The build log of `ctx` as `{"<key>": [lines]}`. A host that says the log's totals
+    /// (reactor ≥ 0.3.0) gives its length at once; with another, the log is read once to measure it.
     pub fn new(ctx: &Context, key: &str) -> Result<JsonReader, PluginError> {
         let key = serde_json::to_string(key).map_err(PluginError::from)?;
-        // `{` key `:[` … `]}`
-        let mut length = key.len() as u64 + 5;
-        let mut line_count = 0u64;
-        for line in ctx.build_log() {
-            length += json_length(&line?)?;
-            line_count += 1;
-        }
-        // The commas between lines.
-        length += line_count.saturating_sub(1);
+        let mut lines = ctx.build_log();
+        let (line_count, json_bytes) = match lines.totals()? {
+            Some(totals) => totals,
+            None => {
+                let (mut count, mut bytes) = (0u64, 0u64);
+                for line in ctx.build_log() {
+                    bytes += json_string_length(&line?);
+                    count += 1;
+                }
+                (count, bytes)
+            }
+        };
+        // `{` key `:[` … `]}`, and the commas between lines.
+        let length = key.len() as u64 + 5 + json_bytes + line_count.saturating_sub(1);
         Ok(JsonReader {
-            lines: ctx.build_log(),
+            lines,
             key,
             length,
             line_count,
@@ -226,19 +245,39 @@ fn changed(measured: u64, rendered: u64) -> io::Error {
     ))
 }
 
-/// The length of `line` as a JSON string, quotes included, without making it.
-fn json_length(line: &str) -> Result<u64, PluginError> {
-    struct Count(u64);
-    impl io::Write for Count {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0 += bytes.len() as u64;
-            Ok(bytes.len())
+/// The length of `text` as a JSON string, as `serde_json` writes it: quotes included, `"` and `\\`
+/// and the control characters escaped (`\n`-style where JSON has a short form, `\u00XX` otherwise).
+pub fn json_string_length(text: &str) -> u64 {
+    // What escaping adds to each byte; a table, so that the loop has no branches.
+    const EXTRA: [u8; 256] = {
+        let mut extra = [0u8; 256];
+        let mut byte = 0;
+        while byte < 0x20 {
+            extra[byte] = 5; // \u00XX
+            byte += 1;
         }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
+        let mut short = 0;
+        let shorts = [b'"', b'\\', 0x08, 0x0c, b'\n', b'\r', b'\t'];
+        while short < shorts.len() {
+            extra[shorts[short] as usize] = 1;
+            short += 1;
+        }
+        extra
+    };
+    let escapes: u64 = text.bytes().map(|b| u64::from(EXTRA[usize::from(b)])).sum();
+    text.len() as u64 + 2 + escapes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string_length;
+
+    #[test]
+    fn a_json_string_length_is_what_serde_json_writes() {
+        let every_control: String = (0u8..0x20).map(char::from).collect();
+        for text in ["", "plain", "\"quoted\" and \\back\\", "tab\there\r", "é ü 日本 \u{7f} /", &every_control] {
+            let written = serde_json::to_string(text).expect("JSON");
+            assert_eq!(json_string_length(text), written.len() as u64, "{written}");
         }
     }
-    let mut count = Count(0);
-    serde_json::to_writer(&mut count, line).map_err(PluginError::from)?;
-    Ok(count.0)
 }

@@ -597,6 +597,13 @@ pub struct BuildLogPage {
     pub next_offset: u64,
     /// Whether this page ends the log.
     pub done: bool,
+    /// How many lines the whole log has (reactor ≥ 0.3.0 says).
+    pub total_lines: Option<u64>,
+    /// The whole log's length as JSON strings: each line as `serde_json` writes it, quotes
+    /// included ([`json_string_length`](crate::build_log::json_string_length)), summed over
+    /// every line. With `total_lines` it gives the length of a JSON rendering of the log before
+    /// reading it (reactor ≥ 0.3.0 says).
+    pub total_json_bytes: Option<u64>,
 }
 
 /// What a push did.

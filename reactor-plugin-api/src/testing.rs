@@ -592,7 +592,12 @@ fn page_of(lines: &[String], offset: u64, max_bytes: u64) -> Result<BuildLogPage
             "the build log has no line at offset {offset}: read from 0, then from each page's next_offset"
         )));
     }
-    let mut page = BuildLogPage { next_offset: offset, ..Default::default() };
+    let mut page = BuildLogPage {
+        next_offset: offset,
+        total_lines: Some(lines.len() as u64),
+        total_json_bytes: Some(lines.iter().map(|line| crate::build_log::json_string_length(line)).sum()),
+        ..Default::default()
+    };
     for line in rest.by_ref() {
         let size = line.len() as u64 + 1;
         if !page.lines.is_empty() && page.next_offset - offset + size > max_bytes {

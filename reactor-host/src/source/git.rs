@@ -383,7 +383,9 @@ mod tests {
         assert_eq!(full_sha(&sha[..39]), None);
     }
 
-    fn git(dir: &Path, args: &[&str]) -> String {
+    /// Runs the git CLI in `dir` with a fixed identity and default branch (also for the
+    /// submodules' tests); its trimmed stdout.
+    pub(super) fn git(dir: &Path, args: &[&str]) -> String {
         let out = std::process::Command::new("git")
             .current_dir(dir)
             .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
