@@ -187,20 +187,7 @@ if wanted seed || wanted logs; then
 fi
 
 # The seed's plugin for atomic-reactor, as its walk-through writes it.
-cat >"$work/post_logs_submitter.py" <<'PY'
-from atomic_reactor.plugin import PostBuildPlugin
-import requests
-
-class LogSubmitter(PostBuildPlugin):
-    key = "logs_submitter"
-
-    def __init__(self, tasker, workflow, url):
-        super(LogSubmitter, self).__init__(tasker, workflow)
-        self.url = url
-
-    def run(self):
-        return requests.post(self.url, json={"logs": self.workflow.build_result.logs}).content
-PY
+ar_submitter=$PWD/scripts/atomic-reactor/post_logs_submitter.py
 
 # --- the machinery: sides, one hyperfine run per scenario, the summary ---------------------------
 declare -A prepare
@@ -356,7 +343,7 @@ if wanted seed; then
     reactor_side "$json" "$submitter"
     side yardstick "$tag-seed-yardstick" "$work/seed-clone" \
         "git clone -q file://$repo $work/seed-clone && docker build --no-cache -t $tag-seed-yardstick $work/seed-clone >$work/seed.log 2>&1 && curl -sf -H 'Content-Type: text/plain' --data-binary @$work/seed.log $listener_url >/dev/null"
-    reference_side "$work/seed-ar.json" "$work/post_logs_submitter.py"
+    reference_side "$work/seed-ar.json" "$ar_submitter"
     compare "$runs" 1
     record ratio 1.0 1
 fi
@@ -384,7 +371,7 @@ DOCKERFILE
             reactor_side "$json" "$submitter"
             side yardstick "$tag-$key-yardstick" - \
                 "docker build --no-cache -t $tag-$key-yardstick $dir >$work/$key.log 2>&1 && curl -sf -H 'Content-Type: text/plain' --data-binary @$work/$key.log $listener_url >/dev/null"
-            reference_side "$work/$key-ar.json" "$work/post_logs_submitter.py"
+            reference_side "$work/$key-ar.json" "$ar_submitter"
         else
             reactor_side "$json"
             side yardstick "$tag-$key-yardstick" - "docker build --no-cache -t $tag-$key-yardstick $dir"

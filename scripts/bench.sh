@@ -49,21 +49,6 @@ reference=${REACTOR_BENCH_REFERENCE:-}
 order=(a b c)
 if [ -n "$reference" ]; then
     order+=(d)
-    # The seed's plugin, as its walk-through writes it.
-    cat >"$work/post_logs_submitter.py" <<'PY'
-from atomic_reactor.plugin import PostBuildPlugin
-import requests
-
-class LogSubmitter(PostBuildPlugin):
-    key = "logs_submitter"
-
-    def __init__(self, tasker, workflow, url):
-        super(LogSubmitter, self).__init__(tasker, workflow)
-        self.url = url
-
-    def run(self):
-        return requests.post(self.url, json={"logs": self.workflow.build_result.logs}).content
-PY
     # 1.6.26 reads only the `source` form, and would pull the base from the hub without an empty prebuild list.
     cat >"$work/build-reference.json" <<JSON
 {"image": "reactor-bench-d", "source": {"provider": "git", "uri": "file://$repo", "provider_params": {"git_commit": "main"}},
@@ -81,7 +66,7 @@ run_b() {
 }
 run_d() {
     "$reference/bin/python" -m atomic_reactor.cli.main -q build json --method here "$work/build-reference.json" \
-        --load-plugin "$work/post_logs_submitter.py" >/dev/null 2>&1
+        --load-plugin "$PWD/scripts/atomic-reactor/post_logs_submitter.py" >/dev/null 2>&1
 }
 run_c() {
     target/release/reactor -q --load-plugin target/release/liblogs_submitter.so build json "$work/build.json"
