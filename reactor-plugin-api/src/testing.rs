@@ -1029,10 +1029,18 @@ mod tests {
                 json!({}),
             )
             .expect("reads");
-        assert_eq!(pages[0], json!({"lines": [logs[0]], "next_offset": line, "done": false}));
+        // Every page says the whole log's totals; a line is `line` bytes with its newline, two
+        // more as a JSON string (its quotes, no escapes).
+        let totals = json!({"total_lines": logs.len(), "total_json_bytes": logs.len() as u64 * (line + 1)});
+        let page = |lines: Value, next_offset: u64, done: bool| {
+            let mut page = json!({"lines": lines, "next_offset": next_offset, "done": done});
+            page.as_object_mut().expect("an object").extend(totals.as_object().expect("an object").clone());
+            page
+        };
+        assert_eq!(pages[0], page(json!([logs[0]]), line, false));
         assert_eq!([&pages[1], &pages[2], &pages[3]], [&json!(3), &json!(4 * line), &json!(false)]);
         assert_eq!(pages[4], "the build log has no line at offset 5: read from 0, then from each page's next_offset");
-        assert_eq!(pages[5], json!({"lines": [], "next_offset": 3000 * line, "done": true}));
+        assert_eq!(pages[5], page(json!([]), 3000 * line, true));
     }
 
     #[test]
