@@ -40,6 +40,20 @@ fn missing_and_wrong_typed_fields_are_all_named_by_pointer() {
 }
 
 #[test]
+fn a_build_json_that_never_ends_is_refused_at_16_mib() {
+    let dir = workdir();
+    let run = reactor(dir.path(), &["build", "json", "/dev/zero"], &[]);
+    run.expect_code(2);
+    let errors = run.errors();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(
+        errors[0].contains("cannot read /dev/zero: it is larger than 16 MiB; is it the right file?"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
 fn a_missing_build_json_is_named() {
     let run = reactor(workdir().path(), &["build", "json", "nowhere/build.json"], &[]);
     run.expect_code(2);

@@ -113,6 +113,27 @@ fn a_missing_or_escaping_dockerfile_path_fails_before_any_build() {
 }
 
 #[test]
+fn a_fifo_in_a_path_source_is_left_out_with_a_warning() {
+    let dir = workdir();
+    let ctx = dir.path().join("ctx");
+    write_files(
+        &ctx,
+        &[("Dockerfile", "FROM busybox:latest\nCOPY . /ctx\nCMD [\"ls\", \"/ctx\"]\n"), ("kept.txt", "k")],
+    );
+    // Opening a FIFO waits for a writer: sent as a file, it would hang the context for ever.
+    let made = std::process::Command::new("mkfifo").arg(ctx.join("pipe")).status().expect("run mkfifo");
+    assert!(made.success(), "mkfifo");
+    let image = unique("fifo");
+    let _cleanup = Images(vec![image.clone()]);
+    let file = build_json(dir.path(), &json!({"image": image, "source": {"provider": "path", "uri": "ctx"}}));
+    let run = reactor(dir.path(), &["build", "json", &file], &[]);
+    run.expect_code(0);
+    let warning = format!("{} is a FIFO: not sent with the build context", ctx.join("pipe").display());
+    assert!(run.stderr.contains(&warning), "{}", run.stderr);
+    assert_eq!(docker_run(&image, &[]), "Dockerfile\nkept.txt\n");
+}
+
+#[test]
 fn dockerignore_is_honoured_as_docker_does() {
     let dir = workdir();
     let repo = dir.path().join("repo");

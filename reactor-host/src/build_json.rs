@@ -136,10 +136,26 @@ struct RawProviderParams {
     git_commit: Option<String>,
 }
 
+/// The most a build.json may hold: far more than any real one, and a bound on what a file that
+/// never ends (`/dev/zero`, a pipe left open) can cost.
+const MAX_BUILD_JSON_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The file's text, refused past [`MAX_BUILD_JSON_BYTES`].
+fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut bytes = Vec::new();
+    file.take(MAX_BUILD_JSON_BYTES + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > MAX_BUILD_JSON_BYTES {
+        return Err(format!("it is larger than {} MiB; is it the right file?", MAX_BUILD_JSON_BYTES >> 20));
+    }
+    String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
+}
+
 /// Reads and validates the build.json at `path`, after applying `substitutions` (`KEY=VALUE`).
 pub fn load(path: &Path, substitutions: &[String]) -> Result<BuildRequest, Error> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read { file: file.clone(), reason: e.to_string() })?;
+    let text = read_capped(path).map_err(|reason| Error::Read { file: file.clone(), reason })?;
     let value: Value =
         serde_json::from_str(&text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
     let base_dir = match path.parent() {

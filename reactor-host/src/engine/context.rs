@@ -84,7 +84,7 @@ fn write_tar(dirs: &ContextDirs, ignore: &DockerIgnore, always: &[String], out: 
             shadows.insert(rel.clone(), merged);
             // A directory the tree has too is sent with the tree's header, once.
             if sent(&rel) && !merged {
-                append(&mut tar, entry.path(), &rel)?;
+                append(&mut tar, &entry, &rel)?;
             }
         }
     }
@@ -92,7 +92,7 @@ fn write_tar(dirs: &ContextDirs, ignore: &DockerIgnore, always: &[String], out: 
         let entry = entry?;
         let rel = relative(&dirs.tree, entry.path());
         if sent(&rel) {
-            append(&mut tar, entry.path(), &rel)?;
+            append(&mut tar, &entry, &rel)?;
         }
     }
     tar.finish()
@@ -122,8 +122,28 @@ fn walk<'a>(
         .map(|entry| entry.map_err(io::Error::from))
 }
 
-fn append(tar: &mut tar::Builder<impl Write>, path: &Path, rel: &str) -> io::Result<()> {
+fn append(tar: &mut tar::Builder<impl Write>, entry: &walkdir::DirEntry, rel: &str) -> io::Result<()> {
+    let path = entry.path();
+    if let Some(kind) = special_file(entry.file_type()) {
+        // Opening a FIFO would wait for a writer for ever; no build needs one in its context.
+        log::warn!("{} is {kind}: not sent with the build context", path.display());
+        return Ok(());
+    }
     tar.append_path_with_name(path, rel).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// What a special file is (a FIFO, a socket, a device), which the context leaves out.
+pub fn special_file(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_block_device() || kind.is_char_device() {
+        Some("a device")
+    } else {
+        None
+    }
 }
 
 /// `path` relative to `dir`, '/'-separated, as `.dockerignore` patterns see it.

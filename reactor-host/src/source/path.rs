@@ -59,6 +59,10 @@ pub fn copy_tree(from: &Path, to: &Path, cancel: &Cancel) -> Result<(), Error> {
             fs::create_dir_all(&target)
         } else if kind.is_symlink() {
             fs::read_link(entry.path()).and_then(|link| std::os::unix::fs::symlink(link, &target))
+        } else if let Some(special) = crate::engine::special_file(kind) {
+            // Copying a FIFO would wait for a writer; the context leaves special files out anyway.
+            log::warn!("{} is {special}: not sent with the build context", entry.path().display());
+            Ok(())
         } else {
             fs::copy(entry.path(), &target).map(|_| ())
         };
