@@ -252,6 +252,8 @@ mod tests {
     use super::*;
     use reactor_plugin_api::protocol::{PulledImage, Request};
     use reactor_plugin_api::testing::FakeHost;
+
+    use crate::shared::tests::tags;
     use reactor_plugin_api::ErrorKind;
 
     const PARENT: &str = "127.0.0.1:5000";
@@ -288,16 +290,6 @@ mod tests {
             .into_iter()
             .filter_map(|r| match r {
                 Request::PullImage { name, .. } => Some(name),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn tags(fake: &FakeHost) -> Vec<(String, String)> {
-        fake.requests()
-            .into_iter()
-            .filter_map(|r| match r {
-                Request::TagImage { source, target } => Some((source, target)),
                 _ => None,
             })
             .collect()

@@ -98,3 +98,20 @@ pub(crate) fn check_timeout(seconds: f64) -> Result<(), PluginError> {
     }
     Err(PluginError::invalid_args(format!("'timeout' must be a positive number of seconds, not {seconds}")))
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use reactor_plugin_api::protocol::Request;
+    use reactor_plugin_api::testing::FakeHost;
+
+    /// The `(source, target)` of every image the plugin asked the fake host to tag, in order.
+    pub(crate) fn tags(fake: &FakeHost) -> Vec<(String, String)> {
+        fake.requests()
+            .into_iter()
+            .filter_map(|r| match r {
+                Request::TagImage { source, target } => Some((source, target)),
+                _ => None,
+            })
+            .collect()
+    }
+}

@@ -161,6 +161,8 @@ mod tests {
     use super::*;
     use reactor_plugin_api::protocol::{PushOutcome, Request};
     use reactor_plugin_api::testing::FakeHost;
+
+    use crate::shared::tests::tags;
     use reactor_plugin_api::{BuildResult, ErrorKind, Workflow};
     use std::sync::{Arc, Mutex};
 
@@ -180,16 +182,6 @@ mod tests {
             Ok(PushOutcome { digest: Some(format!("sha256:{}", name.len())) })
         });
         (fake, pushes)
-    }
-
-    fn tags(fake: &FakeHost) -> Vec<(String, String)> {
-        fake.requests()
-            .into_iter()
-            .filter_map(|r| match r {
-                Request::TagImage { source, target } => Some((source, target)),
-                _ => None,
-            })
-            .collect()
     }
 
     fn to_remove(fake: &FakeHost) -> Vec<String> {
