@@ -1,0 +1,20 @@
+//! reactor as a library: everything the `reactor` binary does, so that its parts can be reached
+//! by fuzz targets and benchmarks as well as by `main`. The surface is [`cli::Cli`],
+//! [`logging::init`] and [`app::run`]; the modules below are the data flow of a build.
+
+pub mod app;
+mod build_json;
+mod build_log;
+mod cancel;
+pub mod cli;
+mod credentials;
+mod dockerfile;
+mod engine;
+pub mod logging;
+mod package;
+mod plugins;
+mod results;
+mod scaffold;
+mod source;
+mod state;
+mod workflow;

@@ -1,0 +1,46 @@
+//! Logging: env_logger's format and filter, with every line passed through the redaction of
+//! credentials in URLs, whoever logs it (reactor, a library, or a plugin through the bridge).
+
+/// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
+/// crates' at warn. RUST_LOG, when set, replaces this entirely. Every line goes through
+/// [`RedactingLogger`].
+pub fn init(verbose: bool, quiet: bool) {
+    let level = if verbose {
+        "debug"
+    } else if quiet {
+        "warn"
+    } else {
+        "info"
+    };
+    let default = format!("warn,reactor={level},plugin={level}");
+    let logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
+        .format_timestamp_millis()
+        .build();
+    log::set_max_level(logger.filter());
+    // Fails only when a logger is already set, which nothing here does.
+    let _ = log::set_boxed_logger(Box::new(RedactingLogger(logger)));
+}
+
+/// Takes the password out of every URL in a log line (a git URI or a webhook URL with
+/// credentials in it), whoever logs it: reactor, a library, or a plugin.
+struct RedactingLogger(env_logger::Logger);
+
+impl log::Log for RedactingLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        self.0.enabled(metadata)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.0.enabled(record.metadata()) {
+            return;
+        }
+        // Formatted once here; env_logger then copies the text.
+        let text = record.args().to_string();
+        let text = if text.contains("://") { crate::credentials::redact_url(&text) } else { text };
+        self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{text}")).build());
+    }
+
+    fn flush(&self) {
+        self.0.flush();
+    }
+}
