@@ -214,7 +214,7 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     }
 
     // Before the runtime starts any thread: see `source::prepare`.
-    source::prepare(&request.source, &request.base_dir);
+    source::prepare(&request.source, &request.base_dir, source::Timeouts::with_idle(run.git_timeout));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -267,6 +267,13 @@ pub struct RunArgs {
           value_parser = parse_seconds)]
     pub cancel_grace: std::time::Duration,
 
+    /// How long a git fetch may wait on the server: with nothing arriving (or less than 1 KiB of
+    /// the pack in that time), and to connect (at most 30 s of it). A fetch that waits longer
+    /// fails the build.
+    #[arg(long = "git-timeout", value_name = "SECONDS", env = "REACTOR_GIT_TIMEOUT", default_value = "120",
+          value_parser = parse_timeout)]
+    pub git_timeout: std::time::Duration,
+
     /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
     /// DOCKER_HOST names.
     #[arg(long, value_enum, default_value_t = Method::Here)]
@@ -294,4 +301,12 @@ fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
         .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e9)
         .map(std::time::Duration::from_secs_f64)
         .ok_or_else(|| format!("'{text}' is not a number of seconds"))
+}
+
+/// A positive number of seconds, to the millisecond (`120`, `0.5`).
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    parse_seconds(text)
+        .ok()
+        .filter(|d| d.as_millis() >= 1)
+        .ok_or_else(|| format!("'{text}' is not a positive number of seconds"))
 }

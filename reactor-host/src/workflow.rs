@@ -19,6 +19,9 @@ use crate::state::{BuildState, PluginRun, RunStatus, Session};
 /// How long the exit plugins may take once the build was cancelled.
 pub const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long a cancelled fetch may take to stop before it is abandoned.
+const FETCH_STOP: Duration = Duration::from_secs(1);
+
 /// Why a build did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -137,7 +140,29 @@ async fn main_phases(
     let base_dir = request.base_dir.clone();
     let cancel = session.cancel.clone();
     let layout = source_layout(request, plan);
-    let fetching = tokio::task::spawn_blocking(move || source::fetch(&spec, &base_dir, layout, &cancel));
+    let tmp = source::temp_dir()?;
+    // Removes the directory if the fetch is abandoned below, or this future dropped, while it runs.
+    let remove_unless_fetched = source::RemoveOnDrop::new(tmp.path());
+    let mut task = tokio::task::spawn_blocking(move || {
+        source::collect_leftovers();
+        source::fetch_into(tmp, &spec, &base_dir, layout, &cancel)
+    });
+    // A fetch that is moving stops at once when cancelled (its progress callbacks say so); one
+    // waiting on a silent server calls no callback, so it is abandoned, still blocked, a moment
+    // later.
+    let fetching = async {
+        tokio::select! {
+            joined = &mut task => joined.map_err(|e| Failure::Internal(format!("fetching the source stopped: {e}"))),
+            signal = async {
+                let signal = session.cancel.cancelled().await;
+                tokio::time::sleep(FETCH_STOP).await;
+                signal
+            } => {
+                log::warn!("the fetch did not stop within {} s of the cancellation: abandoned", FETCH_STOP.as_secs());
+                Err(Failure::Cancelled(signal))
+            }
+        }
+    };
     let connecting = async {
         let engine = Engine::connect().await?;
         if log::log_enabled!(log::Level::Debug) {
@@ -146,12 +171,13 @@ async fn main_phases(
         Ok::<_, Failure>(engine)
     };
     let (engine, fetched) = tokio::join!(connecting, fetching);
-    let fetched = fetched.map_err(|e| Failure::Internal(format!("fetching the source stopped: {e}")))?;
+    let fetched = fetched?;
     // Keep what did work for the exit plugins, even when the other half failed.
     if let Ok(engine) = &engine {
         session.set_engine(engine.clone());
     }
     let fetched = source.insert(fetched?);
+    remove_unless_fetched.keep();
     {
         let mut state = session.state();
         state.source.path = fetched.tree.display().to_string();

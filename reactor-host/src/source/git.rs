@@ -15,13 +15,79 @@ mod submodules;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
+use std::time::Duration;
 
 use git2::build::CheckoutBuilder;
 use git2::{CheckoutNotificationType, Oid, Repository};
 
 use super::Error;
 use crate::cancel::Cancel;
+use crate::credentials::redact_url;
+
+/// How long a fetch waits for a server before it gives up, so that one that accepts and never
+/// answers cannot hold a build for ever.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Timeouts {
+    /// To connect.
+    pub connect: Duration,
+    /// With nothing arriving (a read that gets nothing), or with less than
+    /// [`remote::LOW_SPEED_BYTES`] of the pack arriving.
+    pub idle: Duration,
+}
+
+impl Timeouts {
+    /// Connecting never takes longer than this, whatever `--git-timeout` says.
+    pub const MAX_CONNECT: Duration = Duration::from_secs(30);
+    /// `--git-timeout`'s default: generous, since a server may think a while before it sends a
+    /// big pack (it sends progress as it does, which counts).
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(120);
+
+    /// `idle` for reading, and at most [`Timeouts::MAX_CONNECT`] of it for connecting.
+    pub fn with_idle(idle: Duration) -> Timeouts {
+        Timeouts { connect: idle.min(Timeouts::MAX_CONNECT), idle }
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts::with_idle(Timeouts::DEFAULT_IDLE)
+    }
+}
+
+/// The limits [`set_timeouts`] chose, for every fetch of the process.
+static TIMEOUTS: OnceLock<Timeouts> = OnceLock::new();
+
+/// Sets the limits of every fetch of this process (libgit2's are global); the first call wins.
+pub fn set_timeouts(timeouts: Timeouts) {
+    let _ = TIMEOUTS.set(timeouts);
+}
+
+/// The limits in force, applied to libgit2 once, before the first connection.
+fn timeouts() -> Timeouts {
+    static APPLIED: Once = Once::new();
+    let timeouts = *TIMEOUTS.get_or_init(Timeouts::default);
+    APPLIED.call_once(|| {
+        let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: libgit2 reads these when it opens a socket; this runs on the fetching thread
+        // before its first connection, and no other thread opens one (the TLS set-up thread of
+        // `prepare` does not connect).
+        unsafe {
+            let _ = git2::opts::set_server_connect_timeout_in_milliseconds(millis(timeouts.connect));
+            let _ = git2::opts::set_server_timeout_in_milliseconds(millis(timeouts.idle));
+        }
+    });
+    timeouts
+}
+
+/// `d` for a message: whole seconds, or with a fraction when it has one.
+fn seconds(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} s", d.as_secs_f64())
+    }
+}
 
 /// Fetches `uri` into `dest`, checks out `commit` (a branch, tag or SHA; the remote's default
 /// branch when `None`), and, with `submodules`, every submodule recursively. Returns the SHA
@@ -48,6 +114,9 @@ pub fn clone(
             Error::Checkout { uri: uri.to_owned(), commit: commit.unwrap_or("HEAD").to_owned(), reason }
         }
         FetchError::Failed(reason) => Error::Clone { uri: uri.to_owned(), reason },
+        FetchError::TimedOut(stall) => Error::TimedOut { uri: redact_url(uri), reason: stall.to_string() },
+        FetchError::NoRepository(path) => Error::NoRepository { path: path.display().to_string() },
+        FetchError::NotARepository(path) => Error::NotARepository { path: path.display().to_string() },
         FetchError::Cancelled => Error::Cancelled,
     };
     let (repo, oid) = fetch_and_check_out(&url, &wanted, dest, cancel).map_err(as_source_error)?;
@@ -81,14 +150,52 @@ pub(crate) enum FetchError {
     Checkout(String),
     #[error("{0}")]
     Failed(String),
+    #[error("{0}")]
+    TimedOut(Stall),
+    #[error("the git repository {} does not exist", .0.display())]
+    NoRepository(PathBuf),
+    #[error("{} is not a git repository", .0.display())]
+    NotARepository(PathBuf),
     #[error("cancelled")]
     Cancelled,
+}
+
+/// How a server kept a fetch waiting past [`Timeouts`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Stall {
+    /// No connection within the connect timeout.
+    Connect(Duration),
+    /// Connected, and then nothing arrived for the idle timeout.
+    Silent(Duration),
+    /// Less than [`remote::LOW_SPEED_BYTES`] of the pack arrived in the idle timeout.
+    TooSlow(Duration),
+}
+
+impl std::fmt::Display for Stall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Stall::Connect(d) => write!(f, "no connection within {}", seconds(d)),
+            Stall::Silent(d) => write!(f, "the server sent nothing for {}", seconds(d)),
+            Stall::TooSlow(d) => {
+                write!(f, "less than {} bytes arrived in {}", remote::LOW_SPEED_BYTES, seconds(d))
+            }
+        }
+    }
 }
 
 impl FetchError {
     /// A libgit2 failure, as one line; a certificate that does not verify says how to trust it.
     fn git(e: &git2::Error) -> FetchError {
         let message = one_line(e.message());
+        // libgit2 says so when a socket's poll ran out of the time `timeouts()` gave it.
+        if e.code() == git2::ErrorCode::Timeout || message.contains("timed out") {
+            let timeouts = timeouts();
+            return FetchError::TimedOut(if message.contains("connect") {
+                Stall::Connect(timeouts.connect)
+            } else {
+                Stall::Silent(timeouts.idle)
+            });
+        }
         if e.code() == git2::ErrorCode::Certificate || e.class() == git2::ErrorClass::Ssl {
             return FetchError::Failed(format!(
                 "{message} (certificates are always verified: trust the server's CA with SSL_CERT_FILE or GIT_SSL_CAINFO)"
@@ -111,6 +218,7 @@ fn fetch_and_check_out(
             if transport.can_reach_tls() {
                 tls_ready().map_err(FetchError::Failed)?;
             }
+            timeouts();
             remote::fetch(url, wanted, dest, cancel)?
         }
     };

@@ -11,6 +11,7 @@
 //! context directory they are given: for them the [`Layout::Writable`] copies a `path` source as
 //! reactor did before, and that copy (or a git checkout) is both tree and overlay.
 mod git;
+mod leftovers;
 mod path;
 
 use std::path::{Component, Path, PathBuf};
@@ -18,6 +19,9 @@ use std::path::{Component, Path, PathBuf};
 use tempfile::TempDir;
 
 use crate::cancel::Cancel;
+use crate::credentials::redact_url;
+
+pub use git::Timeouts;
 
 /// Where a build's source comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +105,20 @@ pub enum Error {
     TempDir(std::io::Error),
     #[error("cannot clone {uri}: {reason}")]
     Clone { uri: String, reason: String },
+    #[error(
+        "cannot clone {uri}: {reason}; check that the server is up and serves the repository, \
+         or allow more time with --git-timeout SECONDS (REACTOR_GIT_TIMEOUT)"
+    )]
+    TimedOut { uri: String, reason: String },
+    #[error("the git repository {path} does not exist (check source.uri)")]
+    NoRepository { path: String },
+    #[error("{path} is not a git repository (check source.uri)")]
+    NotARepository { path: String },
+    #[error(
+        "TMPDIR {tmpdir} is full: {what} {path} ({cause}); free space there, or set TMPDIR to a \
+         directory with more room"
+    )]
+    NoSpace { tmpdir: String, what: String, path: String, cause: String },
     #[error("{uri} has no commit, branch or tag '{commit}'")]
     NoSuchCommit { uri: String, commit: String },
     #[error("cannot check out '{commit}' of {uri}: {reason}")]
@@ -119,20 +137,92 @@ pub enum Error {
     Cancelled,
 }
 
-/// Does the provider's one-time set-up for `spec`. Call it from the main thread before any
-/// other thread exists (it may briefly change the environment; see `git::prepare`).
-pub fn prepare(spec: &SourceSpec, base_dir: &Path) {
+/// Does the provider's one-time set-up for `spec`, with the limits a git fetch waits for a server
+/// within. Call it from the main thread before any other thread exists (it may briefly change the
+/// environment; see `git::prepare`).
+pub fn prepare(spec: &SourceSpec, base_dir: &Path, timeouts: Timeouts) {
     if spec.provider == Provider::Git {
+        git::set_timeouts(timeouts);
         git::prepare(&git::clone_url(&spec.uri, base_dir));
     }
 }
 
-/// Fetches `spec` (a git clone into a new temporary directory, a path source where it is, or
-/// copied there in the writable layout) and lays out the overlay. A relative local path or `uri`
-/// is taken relative to `base_dir` (the build.json's directory).
-/// Stops early, with [`Error::Cancelled`], once `cancel` is cancelled.
+/// A new temporary directory for one build's source, named after this reactor so that the next
+/// one can collect it should this one be killed (see [`leftovers`]).
+pub fn temp_dir() -> Result<TempDir, Error> {
+    let prefix = leftovers::Owner::this_process().map_or_else(|| leftovers::PREFIX.to_owned(), |me| me.prefix());
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .tempdir()
+        .map_err(|e| no_space(Error::TempDir(e), &std::env::temp_dir(), None))
+}
+
+/// Removes the temporary source directories in TMPDIR that killed reactors left behind.
+pub fn collect_leftovers() {
+    leftovers::collect(&std::env::temp_dir());
+}
+
+/// Removes a temporary source directory when dropped, unless [`RemoveOnDrop::keep`] was called:
+/// for a fetch that was abandoned while it still ran (a server that never answers), whose own
+/// clean-up would come only when the fetch returns.
+#[derive(Debug)]
+pub struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub fn new(dir: &Path) -> RemoveOnDrop {
+        RemoveOnDrop(Some(dir.to_path_buf()))
+    }
+
+    /// The fetch returned the directory: it goes with the [`FetchedSource`].
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let Some(dir) = self.0.take() else {
+            return;
+        };
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => log::debug!("removed the temporary source {}", dir.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("cannot remove the temporary source {}: {e}", dir.display()),
+        }
+    }
+}
+
+/// Fetches `spec` into a new temporary directory; see [`fetch_into`].
+#[cfg(test)]
 pub fn fetch(spec: &SourceSpec, base_dir: &Path, layout: Layout, cancel: &Cancel) -> Result<FetchedSource, Error> {
-    let tmp = tempfile::Builder::new().prefix("reactor-source-").tempdir().map_err(Error::TempDir)?;
+    fetch_into(temp_dir()?, spec, base_dir, layout, cancel)
+}
+
+/// Fetches `spec` (a git clone into `tmp`, a path source where it is, or copied into `tmp` in the
+/// writable layout) and lays out the overlay in `tmp`. A relative local path or `uri` is taken
+/// relative to `base_dir` (the build.json's directory). Stops early, with [`Error::Cancelled`],
+/// once `cancel` is cancelled. A file system that fills up is named as TMPDIR.
+pub fn fetch_into(
+    tmp: TempDir,
+    spec: &SourceSpec,
+    base_dir: &Path,
+    layout: Layout,
+    cancel: &Cancel,
+) -> Result<FetchedSource, Error> {
+    match lay_out(&tmp, spec, base_dir, layout, cancel) {
+        Ok((tree, overlay, commit, dockerfile)) => Ok(FetchedSource { _tmp: tmp, tree, overlay, commit, dockerfile }),
+        Err(e) => Err(no_space(e, &std::env::temp_dir(), Some(tmp.path()))),
+    }
+}
+
+/// The tree, the overlay, the commit and the Dockerfile of `spec`, fetched into `tmp`.
+fn lay_out(
+    tmp: &TempDir,
+    spec: &SourceSpec,
+    base_dir: &Path,
+    layout: Layout,
+    cancel: &Cancel,
+) -> Result<(PathBuf, PathBuf, Option<String>, PathBuf), Error> {
     let root = tmp.path().join("source");
     // The tree is reactor's checkout or copy, unless a path source is used in place.
     let mut tree = root.clone();
@@ -158,7 +248,38 @@ pub fn fetch(spec: &SourceSpec, base_dir: &Path, layout: Layout, cancel: &Cancel
             overlay
         }
     };
-    Ok(FetchedSource { _tmp: tmp, tree, overlay, commit, dockerfile })
+    Ok((tree, overlay, commit, dockerfile))
+}
+
+/// `error` as [`Error::NoSpace`] when it says the file system is full, `dir` being the build's
+/// temporary directory in `tmpdir`, if it was made (libgit2's messages carry the system's text, so
+/// the text is what tells).
+fn no_space(error: Error, tmpdir: &Path, dir: Option<&Path>) -> Error {
+    let text = match &error {
+        Error::TempDir(e) => e.to_string(),
+        Error::Clone { reason, .. }
+        | Error::Checkout { reason, .. }
+        | Error::Copy { reason, .. }
+        | Error::Overlay { reason, .. } => reason.clone(),
+        _ => return error,
+    };
+    let Some(cause) = ["No space left on device", "Disk quota exceeded"].into_iter().find(|m| text.contains(m)) else {
+        return error;
+    };
+    let what = match &error {
+        Error::TempDir(_) => "cannot make a directory in".to_owned(),
+        Error::Clone { uri, .. } | Error::Checkout { uri, .. } => {
+            format!("cannot write the checkout of {} into", redact_url(uri))
+        }
+        Error::Copy { .. } => "cannot copy the path source into".to_owned(),
+        _ => "cannot copy the Dockerfile into".to_owned(),
+    };
+    Error::NoSpace {
+        tmpdir: tmpdir.display().to_string(),
+        what,
+        path: dir.unwrap_or(tmpdir).display().to_string(),
+        cause: cause.to_owned(),
+    }
 }
 
 /// A `path` uri (with or without `file://`) as a local path, relative ones under `base_dir`.

@@ -25,8 +25,15 @@ const ALTERNATES_DEPTH: usize = 5;
 /// it with the commit `wanted` names there. The work tree is left for the caller to check out.
 pub(super) fn borrow_objects(source: &Path, wanted: &Wanted, dest: &Path) -> Result<(Repository, Oid), FetchError> {
     let failed = |e: git2::Error| FetchError::git(&e);
-    let source_repo =
-        Repository::open_ext(source, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&OsStr>()).map_err(failed)?;
+    // libgit2 says "failed to resolve path" or worse; what the user must fix is source.uri.
+    if !source.exists() {
+        return Err(FetchError::NoRepository(source.to_path_buf()));
+    }
+    let source_repo = Repository::open_ext(source, RepositoryOpenFlags::NO_SEARCH, std::iter::empty::<&OsStr>())
+        .map_err(|e| match e.code() {
+            git2::ErrorCode::NotFound => FetchError::NotARepository(source.to_path_buf()),
+            _ => failed(e),
+        })?;
     let oid = resolve(&source_repo, wanted)?;
     let common_dir = source_repo.commondir();
     let object_dirs = object_dirs(&common_dir.join("objects"));
@@ -220,6 +227,17 @@ mod tests {
         let dest = tempfile::tempdir().expect("dest");
         let missing = borrow_objects(&main, &Wanted::Name("nope".into()), &dest.path().join("src"));
         assert!(matches!(missing, Err(FetchError::NoSuchCommit(n)) if n == "nope"));
+        // A path that is not there, or is no repository, says so.
+        let nowhere = tmp.path().join("nowhere");
+        let missing = borrow_objects(&nowhere, &Wanted::DefaultBranch, &dest.path().join("a"));
+        assert_eq!(
+            missing.expect_err("missing").to_string(),
+            format!("the git repository {} does not exist", nowhere.display())
+        );
+        let plain = tmp.path().join("plain");
+        std::fs::create_dir_all(&plain).expect("mkdir");
+        let plain_dir = borrow_objects(&plain, &Wanted::DefaultBranch, &dest.path().join("b"));
+        assert_eq!(plain_dir.expect_err("plain").to_string(), format!("{} is not a git repository", plain.display()));
     }
 
     fn walk_files(dir: &Path) -> Vec<PathBuf> {

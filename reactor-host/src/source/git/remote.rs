@@ -6,12 +6,18 @@
 //! `uploadpack.allowReachableSHA1InWant` / `allowAnySHA1InWant` (as the big forges do). Where
 //! one refuses, the branches are fetched ever deeper until the commit is there, then in full.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use git2::{AutotagOption, Direction, FetchOptions, Oid, Remote, RemoteCallbacks, RemoteUpdateFlags, Repository};
 
-use super::{full_sha, is_hex_prefix, FetchError, Wanted};
+use super::{full_sha, is_hex_prefix, FetchError, Stall, Wanted};
 use crate::cancel::Cancel;
+
+/// A transfer that brings less than this within the idle timeout has stalled (a server that
+/// trickles a byte now and then never trips the socket's own timeout).
+pub(crate) const LOW_SPEED_BYTES: usize = 1024;
 
 /// Every branch, kept as remote-tracking refs.
 const BRANCHES: &str = "+refs/heads/*:refs/remotes/origin/*";
@@ -166,7 +172,18 @@ pub(super) fn fetch(url: &str, wanted: &Wanted, dest: &Path, cancel: &Cancel) ->
 }
 
 fn fetch_into(repo: &Repository, url: &str, wanted: &Wanted, cancel: &Cancel) -> Result<Oid, FetchError> {
-    let failed = |e: git2::Error| if cancel.is_cancelled() { FetchError::Cancelled } else { FetchError::git(&e) };
+    let idle = super::timeouts().idle;
+    // Set by the progress callback when it stops a transfer that stalled.
+    let stalled = Cell::new(false);
+    let failed = |e: git2::Error| {
+        if cancel.is_cancelled() {
+            FetchError::Cancelled
+        } else if stalled.get() {
+            FetchError::TimedOut(Stall::TooSlow(idle))
+        } else {
+            FetchError::git(&e)
+        }
+    };
     // Anonymous: the URL, which may hold credentials, is not written into the checkout's config.
     let mut remote = repo.remote_anonymous(url).map_err(failed)?;
     remote.connect(Direction::Fetch).map_err(failed)?;
@@ -185,9 +202,9 @@ fn fetch_into(repo: &Repository, url: &str, wanted: &Wanted, cancel: &Cancel) ->
     for (i, &attempt) in attempts.iter().enumerate() {
         let is_last = i + 1 == attempts.len();
         // The first attempt reuses the connection that listed the refs; the others connect again.
-        match transfer(repo, &mut remote, &plan, attempt, cancel) {
+        match transfer(repo, &mut remote, &plan, attempt, Watch { cancel, idle, stalled: &stalled }) {
             Ok(()) => {}
-            Err(e) if cancel.is_cancelled() => return Err(failed(e)),
+            Err(e) if cancel.is_cancelled() || stalled.get() => return Err(failed(e)),
             Err(e) if !is_last && worth_going_on(attempt, &e) => {
                 log::debug!("asking for the SHA failed: {}", e.message());
                 // A refusal sent nothing, so the connection can still ask for something else.
@@ -221,7 +238,7 @@ fn transfer(
     remote: &mut Remote<'_>,
     plan: &Plan,
     attempt: Attempt,
-    cancel: &Cancel,
+    watch: Watch<'_>,
 ) -> Result<(), git2::Error> {
     let (refspecs, depth): (Vec<String>, i32) = match (attempt, plan) {
         (Attempt::Depth1, Plan::Ref { refname, .. }) => (vec![refname.clone()], 1),
@@ -240,7 +257,7 @@ fn transfer(
         ),
     };
     let mut options = FetchOptions::new();
-    options.remote_callbacks(callbacks(cancel)).depth(depth).download_tags(AutotagOption::None).update_fetchhead(false);
+    options.remote_callbacks(callbacks(watch)).depth(depth).download_tags(AutotagOption::None).update_fetchhead(false);
     remote.download(&refspecs, Some(&mut options))?;
     remote.update_tips(None, RemoteUpdateFlags::empty(), AutotagOption::None, None)?;
     remote.disconnect()
@@ -256,12 +273,37 @@ fn base_refspec(base: &Plan) -> String {
     }
 }
 
-/// Progress callbacks that stop the transfer once the build is cancelled: libgit2 stops when
-/// one returns false.
-fn callbacks(cancel: &Cancel) -> RemoteCallbacks<'_> {
+/// What the progress callbacks watch a transfer for.
+#[derive(Clone, Copy)]
+struct Watch<'a> {
+    cancel: &'a Cancel,
+    /// How long the transfer may go without [`LOW_SPEED_BYTES`] arriving (or objects indexed).
+    idle: Duration,
+    /// Set when the callbacks stop a stalled transfer.
+    stalled: &'a Cell<bool>,
+}
+
+/// Progress callbacks that stop the transfer once the build is cancelled, or once it stalls:
+/// libgit2 stops when one returns false. (A server that sends nothing at all calls no callback:
+/// libgit2's socket timeout ends that, and the workflow abandons the fetch on cancellation.)
+fn callbacks(watch: Watch<'_>) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
-    callbacks.transfer_progress(|_| !cancel.is_cancelled());
-    callbacks.sideband_progress(|_| !cancel.is_cancelled());
+    // The last time the transfer moved on, with how far it was then.
+    let mut moved = (Instant::now(), 0, 0);
+    callbacks.transfer_progress(move |progress| {
+        if watch.cancel.is_cancelled() {
+            return false;
+        }
+        let (bytes, indexed) = (progress.received_bytes(), progress.indexed_objects() + progress.indexed_deltas());
+        if bytes >= moved.1 + LOW_SPEED_BYTES || indexed != moved.2 {
+            moved = (Instant::now(), bytes, indexed);
+        } else if moved.0.elapsed() > watch.idle {
+            watch.stalled.set(true);
+            return false;
+        }
+        true
+    });
+    callbacks.sideband_progress(move |_| !watch.cancel.is_cancelled());
     callbacks
 }
 
