@@ -16,6 +16,7 @@ mod compat;
 mod context;
 mod engine;
 mod errors;
+mod fault_source;
 mod git_transports;
 mod isolation;
 mod overlay;
