@@ -260,28 +260,33 @@ fn a_tmpdir_that_fills_up_during_the_clone_is_named_and_left_empty() {
     git_repo(&repo, &[("Dockerfile", "FROM busybox:latest\nCOPY big /\n")]);
     std::fs::write(repo.join("big"), noise(3 << 20)).expect("write");
     git_commit(&repo, &[], "big");
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(&served).expect("mkdir");
+    git(&served, &["clone", "-q", "--bare", &repo.display().to_string(), "r.git"]);
+    let (_daemon, base) = crate::git_transports::git_daemon(&served);
     let tmp = dir.path().join("tmp");
     std::fs::create_dir_all(&tmp).expect("mkdir");
-    let file = request(dir.path(), "repo");
     let so = plugin("test_plugins");
-    let (run, listing) = reactor_on_small_tmpfs(
-        dir.path(),
-        &tmp,
-        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
-    );
+    // A local repository fills it with the checkout, a remote one with the pack first.
+    for url in ["repo".to_owned(), format!("{base}/r.git")] {
+        let file = request(dir.path(), &url);
+        let (run, listing) = reactor_on_small_tmpfs(
+            dir.path(),
+            &tmp,
+            &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
+        );
 
-    run.expect_code(1);
-    let tmp_shown = tmp.display().to_string();
-    let error = metadata(dir.path())["failure"]["error"].as_str().expect("error").to_owned();
-    for words in [
-        format!(
-            "source: TMPDIR {tmp_shown} is full: cannot write the checkout of repo into {tmp_shown}/reactor-source-"
-        ),
-        "(No space left on device); free space there, or set TMPDIR to a directory with more room".to_owned(),
-    ] {
-        assert!(error.contains(&words), "{words:?} in {error:?}");
+        run.expect_code(1);
+        let tmp_shown = tmp.display().to_string();
+        let error = metadata(dir.path())["failure"]["error"].as_str().expect("error").to_owned();
+        for words in [
+            format!("source: TMPDIR {tmp_shown} is full: cannot write the checkout of {url} into {tmp_shown}/reactor-source-"),
+            "(No space left on device); free space there, or set TMPDIR to a directory with more room".to_owned(),
+        ] {
+            assert!(error.contains(&words), "{words:?} in {error:?}");
+        }
+        assert!(run.errors().iter().any(|l| l.ends_with(&error)), "{}", run.stderr);
+        assert_eq!(recorded(dir.path()), "exit ran\n", "{url}: the exit plugin ran");
+        assert_eq!(listing, "", "{url}: TMPDIR is left empty");
     }
-    assert!(run.errors().iter().any(|l| l.ends_with(&error)), "{}", run.stderr);
-    assert_eq!(recorded(dir.path()), "exit ran\n", "the exit plugin ran");
-    assert_eq!(listing, "", "TMPDIR is left empty");
 }

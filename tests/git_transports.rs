@@ -33,7 +33,7 @@ fn wait_for_port(port: u16, what: &str) {
 }
 
 /// A server process, killed at the end of the test.
-struct Server(Child);
+pub(crate) struct Server(Child);
 
 impl Drop for Server {
     fn drop(&mut self) {
@@ -43,7 +43,7 @@ impl Drop for Server {
 }
 
 /// `git daemon` exporting every repository under `base`: `git://127.0.0.1:PORT/NAME`.
-fn git_daemon(base: &Path) -> (Server, String) {
+pub(crate) fn git_daemon(base: &Path) -> (Server, String) {
     let port = free_port();
     let exec_path = git(base, &["--exec-path"]);
     // git-daemon itself, not the `git daemon` wrapper, so that killing it stops the server.

@@ -483,6 +483,16 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_connect_within_at_most_30_s_and_stalls_say_how_long() {
+        assert_eq!(Timeouts::default(), Timeouts { connect: Duration::from_secs(30), idle: Duration::from_secs(120) });
+        let short = Timeouts::with_idle(Duration::from_millis(1500));
+        assert_eq!(short.connect, short.idle);
+        assert_eq!(Stall::Silent(short.idle).to_string(), "the server sent nothing for 1.5 s");
+        assert_eq!(Stall::Connect(Duration::from_secs(30)).to_string(), "no connection within 30 s");
+        assert_eq!(Stall::TooSlow(Duration::from_secs(60)).to_string(), "less than 1024 bytes arrived in 60 s");
+    }
+
+    #[test]
     fn messages_become_one_line_and_shas_are_recognised() {
         assert_eq!(one_line("remote: error\n\nfatal: x\r\n"), "remote: error; fatal: x");
         assert!(is_hex_prefix("abc1") && !is_hex_prefix("abc") && !is_hex_prefix("main"));

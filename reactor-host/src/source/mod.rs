@@ -389,6 +389,29 @@ mod tests {
     }
 
     #[test]
+    fn a_full_file_system_is_named_as_tmpdir_with_what_to_do() {
+        let (tmpdir, dir) = (Path::new("/small"), Path::new("/small/reactor-source-1-2-abc"));
+        let full = |reason: &str| Error::Clone { uri: "https://u:pw@h/r.git".into(), reason: reason.into() };
+        let named = no_space(full("failed to write pack: No space left on device"), tmpdir, Some(dir));
+        assert_eq!(
+            named.to_string(),
+            "TMPDIR /small is full: cannot write the checkout of https://u:***@h/r.git into \
+             /small/reactor-source-1-2-abc (No space left on device); free space there, or set TMPDIR to a \
+             directory with more room"
+        );
+        let copy = Error::Copy { path: "/src/big".into(), reason: "Disk quota exceeded (os error 122)".into() };
+        let named = no_space(copy, tmpdir, Some(dir)).to_string();
+        assert!(named.contains("cannot copy the path source into /small/reactor-source-1-2-abc (Disk quota exceeded)"));
+        let temp = Error::TempDir(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(no_space(temp, tmpdir, None)
+            .to_string()
+            .starts_with("TMPDIR /small is full: cannot make a directory in /small ("));
+        // Anything else is left as it is.
+        assert!(matches!(no_space(full("connection refused"), tmpdir, Some(dir)), Error::Clone { .. }));
+        assert!(matches!(no_space(Error::Cancelled, tmpdir, Some(dir)), Error::Cancelled));
+    }
+
+    #[test]
     fn a_missing_dockerfile_is_named() {
         let t = tree(&["Dockerfile"]);
         let err = locate_dockerfile(t.path(), "nope/").expect_err("missing");
