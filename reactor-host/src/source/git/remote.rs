@@ -288,16 +288,13 @@ struct Watch<'a> {
 /// libgit2's socket timeout ends that, and the workflow abandons the fetch on cancellation.)
 fn callbacks(watch: Watch<'_>) -> RemoteCallbacks<'_> {
     let mut callbacks = RemoteCallbacks::new();
-    // The last time the transfer moved on, with how far it was then.
-    let mut moved = (Instant::now(), 0, 0);
+    let mut pace = Pace::new(Instant::now());
     callbacks.transfer_progress(move |progress| {
         if watch.cancel.is_cancelled() {
             return false;
         }
-        let (bytes, indexed) = (progress.received_bytes(), progress.indexed_objects() + progress.indexed_deltas());
-        if bytes >= moved.1 + LOW_SPEED_BYTES || indexed != moved.2 {
-            moved = (Instant::now(), bytes, indexed);
-        } else if moved.0.elapsed() > watch.idle {
+        let indexed = progress.indexed_objects() + progress.indexed_deltas();
+        if pace.stalled(progress.received_bytes(), indexed, Instant::now(), watch.idle) {
             watch.stalled.set(true);
             return false;
         }
@@ -305,6 +302,29 @@ fn callbacks(watch: Watch<'_>) -> RemoteCallbacks<'_> {
     });
     callbacks.sideband_progress(move |_| !watch.cancel.is_cancelled());
     callbacks
+}
+
+/// When a transfer last moved on, and how far it had come then.
+struct Pace {
+    at: Instant,
+    bytes: usize,
+    indexed: usize,
+}
+
+impl Pace {
+    fn new(now: Instant) -> Pace {
+        Pace { at: now, bytes: 0, indexed: 0 }
+    }
+
+    /// Whether a transfer that has now received `bytes` and indexed `indexed` objects and deltas
+    /// has stalled: neither [`LOW_SPEED_BYTES`] more nor an object more for longer than `idle`.
+    fn stalled(&mut self, bytes: usize, indexed: usize, now: Instant, idle: Duration) -> bool {
+        if bytes >= self.bytes + LOW_SPEED_BYTES || indexed != self.indexed {
+            *self = Pace { at: now, bytes, indexed };
+            return false;
+        }
+        now.duration_since(self.at) > idle
+    }
 }
 
 /// The planned commit, if the fetches so far brought it.
@@ -366,6 +386,22 @@ mod tests {
 
     fn name(n: &str) -> Wanted {
         Wanted::Name(n.into())
+    }
+
+    #[test]
+    fn a_transfer_stalls_when_less_than_the_low_speed_limit_arrives_within_the_idle_time() {
+        let (start, idle) = (Instant::now(), Duration::from_secs(10));
+        let at = |s: u64| start + Duration::from_secs(s);
+        let mut pace = Pace::new(start);
+        assert!(!pace.stalled(2000, 0, at(5), idle), "moved on");
+        // A trickle: a few bytes now and then never counts as progress.
+        assert!(!pace.stalled(2100, 0, at(12), idle));
+        assert!(pace.stalled(2200, 0, at(16), idle), "11 s since 2000 bytes");
+        // Indexing objects (after the download) is progress too.
+        let mut pace = Pace::new(start);
+        assert!(!pace.stalled(0, 1, at(9), idle));
+        assert!(!pace.stalled(0, 2, at(18), idle));
+        assert!(pace.stalled(0, 2, at(29), idle));
     }
 
     #[test]
