@@ -170,8 +170,9 @@ fn a_sigkilled_reactors_temporary_source_is_collected_by_the_next_run() {
     assert!(left[0].starts_with("reactor-source-"), "{left:?}");
     // A live process's directory (this test's), and another program's, are not touched; one of
     // this pid with another start time belongs to a process that is gone (a reused pid).
-    let me = format!("reactor-source-{}-{}-live", std::process::id(), start_time());
-    let twin = tmp.join(format!("reactor-source-{}-1-twin", std::process::id()));
+    let (pid, pidns) = (std::process::id(), pid_namespace());
+    let me = format!("reactor-source-{pid}-{}-{pidns}-live", start_time());
+    let twin = tmp.join(format!("reactor-source-{pid}-1-{pidns}-twin"));
     for made in [tmp.join(&me), twin.clone(), tmp.join("someone-else")] {
         std::fs::create_dir_all(made).expect("mkdir");
     }
@@ -201,6 +202,13 @@ fn a_sigkilled_reactors_temporary_source_is_collected_by_the_next_run() {
     left.sort();
     assert_eq!(left, [me.as_str(), "someone-else"], "the leftover and the dead twin are gone, the rest is not");
     assert!(!twin.exists());
+}
+
+/// This process's pid namespace, as reactor reads it: the inode of `/proc/self/ns/pid`.
+fn pid_namespace() -> u64 {
+    let link = std::fs::read_link("/proc/self/ns/pid").expect("/proc/self/ns/pid");
+    let link = link.to_str().expect("text").to_owned();
+    link.trim_start_matches("pid:[").trim_end_matches(']').parse().expect("an inode number")
 }
 
 /// This process's start time, as reactor reads it: field 22 of `/proc/self/stat`.

@@ -2,11 +2,13 @@
 //!
 //! A reactor that is SIGKILLed (or loses its machine's power) cannot remove its checkout. So each
 //! temporary source directory is named after the process that made it,
-//! `reactor-source-<pid>-<start>-XXXXXX`, where `<start>` is the process's start time (in clock
-//! ticks since boot, from `/proc`): together they name one process, even once the pid is reused.
-//! At its start, a reactor removes the directories of that form in TMPDIR whose owner is gone.
-//! Only that prefix and only directories are looked at, and never one of a live process; one whose
-//! owner cannot be told (no `/proc`) is left alone.
+//! `reactor-source-<pid>-<start>-<pidns>-XXXXXX`, where `<start>` is the process's start time (in
+//! clock ticks since boot, from `/proc`): together they name one process, even once the pid is
+//! reused. `<pidns>` names the pid namespace the pid means something in: a TMPDIR shared with a
+//! container holds directories whose pids cannot be looked up from the other side, and those are
+//! left alone. At its start, a reactor removes the directories of that form in TMPDIR whose owner
+//! is gone. Only that prefix and only directories are looked at, and never one of a live process;
+//! one whose owner cannot be told (no `/proc`) is left alone.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -20,34 +22,44 @@ pub const PREFIX: &str = "reactor-source-";
 pub struct Owner {
     pub pid: u32,
     pub start: u64,
+    /// The pid namespace's inode number.
+    pub pidns: u64,
 }
 
 impl Owner {
     /// This reactor, when `/proc` can say when it started.
     pub fn this_process() -> Option<Owner> {
         let pid = std::process::id();
-        Some(Owner { pid, start: start_time(pid)? })
+        Some(Owner { pid, start: start_time(pid)?, pidns: pid_namespace()? })
     }
 
-    /// The prefix of this owner's temporary directories: `reactor-source-<pid>-<start>-`.
+    /// The prefix of this owner's temporary directories: `reactor-source-<pid>-<start>-<pidns>-`.
     pub fn prefix(self) -> String {
-        format!("{PREFIX}{}-{}-", self.pid, self.start)
+        format!("{PREFIX}{}-{}-{}-", self.pid, self.start, self.pidns)
     }
 
     /// The owner a directory's name records, if it has the form reactor gives them.
     pub fn of_name(name: &str) -> Option<Owner> {
-        let mut parts = name.strip_prefix(PREFIX)?.splitn(3, '-');
+        let mut parts = name.strip_prefix(PREFIX)?.splitn(4, '-');
         let pid = parts.next()?.parse().ok()?;
         let start = parts.next()?.parse().ok()?;
+        let pidns = parts.next()?.parse().ok()?;
         // The random part tempfile adds.
         parts.next().filter(|random| !random.is_empty())?;
-        Some(Owner { pid, start })
+        Some(Owner { pid, start, pidns })
     }
 
     /// Whether the process is still there: the pid is in use by a process that started then.
+    /// Only meaningful for an owner of this process's pid namespace.
     pub fn is_alive(self) -> bool {
         start_time(self.pid) == Some(self.start)
     }
+}
+
+/// The inode number of this process's pid namespace (`/proc/self/ns/pid` reads `pid:[N]`).
+fn pid_namespace() -> Option<u64> {
+    let link = fs::read_link("/proc/self/ns/pid").ok()?;
+    link.to_str()?.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 /// When process `pid` started, in clock ticks since boot: field 22 of `/proc/<pid>/stat`.
@@ -76,7 +88,8 @@ pub fn collect(tmpdir: &Path) -> usize {
         let Some(owner) = name.to_str().and_then(Owner::of_name) else {
             continue;
         };
-        if owner == me || owner.is_alive() {
+        // Another pid namespace's pids cannot be looked up from here.
+        if owner == me || owner.pidns != me.pidns || owner.is_alive() {
             continue;
         }
         // Only a real directory (not a symlink to one) and only one of this user's.
@@ -113,7 +126,9 @@ mod tests {
         assert!(me.is_alive());
         let name = format!("{}a1B2c3", me.prefix());
         assert_eq!(Owner::of_name(&name), Some(me));
-        for other in ["reactor-source-abc123", "reactor-source-12-x-abc", "reactor-source-12-34-", "other-12-34-abc"] {
+        let others =
+            ["reactor-source-abc123", "reactor-source-12-x-5-abc", "reactor-source-12-34-5-", "other-12-34-5-abc"];
+        for other in others {
             assert_eq!(Owner::of_name(other), None, "{other}");
         }
         // The same pid with another start time is another process: a reused pid.
@@ -126,12 +141,14 @@ mod tests {
         let me = Owner::this_process().expect("/proc");
         // A child that has exited: its pid and start time name nobody now.
         let mut child = std::process::Command::new("true").spawn().expect("spawn");
-        let gone = Owner { pid: child.id(), start: start_time(child.id()).unwrap_or(1) };
+        let gone = Owner { pid: child.id(), start: start_time(child.id()).unwrap_or(1), pidns: me.pidns };
         child.wait().expect("wait");
         let gone = if gone.is_alive() { Owner { start: gone.start + 1, ..gone } } else { gone };
         let dirs = [
             (format!("{}keepme", me.prefix()), true),
             (format!("{}oldone", gone.prefix()), false),
+            // Another pid namespace's: its pid means nothing here.
+            (format!("{}elsewhere", Owner { pidns: me.pidns + 1, ..gone }.prefix()), true),
             ("reactor-source-unknown".to_owned(), true),
             ("someone-else".to_owned(), true),
         ];
