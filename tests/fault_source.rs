@@ -297,4 +297,29 @@ fn a_tmpdir_that_fills_up_during_the_clone_is_named_and_left_empty() {
         assert_eq!(recorded(dir.path()), "exit ran\n", "{url}: the exit plugin ran");
         assert_eq!(listing, "", "{url}: TMPDIR is left empty");
     }
+
+    // A path source is copied only for a plugin built before the context overlay: that copy too.
+    let older = crate::compat::so(&crate::compat::compat("v1.0"), "compat_older");
+    let record = dir.path().join("record.txt");
+    let _ = std::fs::remove_file(&record);
+    let file = build_json(
+        dir.path(),
+        &json!({"image": unique("fault-source"), "source": {"provider": "path", "uri": "repo"},
+            "prebuild_plugins": [{"name": "compat_older_writer", "is_allowed_to_fail": false}],
+            "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "ran"}}]}),
+    );
+    let (run, listing) = reactor_on_small_tmpfs(
+        dir.path(),
+        &tmp,
+        &["--load-plugin", &older, "--load-plugin", &so, "build", "json", &file, "--metadata-file", "metadata.json"],
+    );
+    run.expect_code(1);
+    let tmp_shown = tmp.display().to_string();
+    let error = metadata(dir.path())["failure"]["error"].as_str().expect("error").to_owned();
+    let words =
+        format!("source: TMPDIR {tmp_shown} is full: cannot copy the path source into {tmp_shown}/reactor-source-");
+    assert!(error.contains(&words), "{words:?} in {error:?}");
+    assert!(error.ends_with("(No space left on device); free space there, or set TMPDIR to a directory with more room"));
+    assert_eq!(recorded(dir.path()), "exit ran\n", "the exit plugin ran");
+    assert_eq!(listing, "", "TMPDIR is left empty");
 }
