@@ -327,7 +327,8 @@ fn load_named(path: &Path, allow_insecure: bool) -> Result<(Vec<RegisteredPlugin
 
 /// A load failure's reason, with what to do where the reason does not say.
 fn with_fix(reason: &str) -> String {
-    if reason.contains("not a loadable shared object") {
+    // An ELF problem's own message says what to do (see `elf::ElfProblem`).
+    if reason.contains("not a loadable shared object (") {
         format!("{reason}; a plugin is a cdylib crate built for this machine: rebuild it, or ask its vendor for a build for this platform")
     } else if reason.contains("could not list its plugins")
         || reason.contains("handshake")

@@ -21,6 +21,7 @@ use reactor_plugin_api::ffi::PluginModule_Ref;
 use reactor_plugin_api::protocol::{HostHello, ModuleHello, PROTOCOL};
 use reactor_plugin_api::{PluginError, API_VERSION};
 
+use super::elf::{self, ElfProblem};
 use super::isolate::{StartError, Worker};
 use super::registry::{host_hello, Implementation, Origin, RegisteredPlugin, Registry};
 
@@ -34,6 +35,9 @@ pub enum LoadError {
     NotFound(PathBuf),
     #[error("--load-plugin {path}: not a loadable shared object ({reason})")]
     NotSharedObject { path: PathBuf, reason: String },
+    /// Found in the file's ELF headers before dlopen, which could crash on it (see `elf`).
+    #[error("--load-plugin {path}: not a loadable shared object: {problem}")]
+    BadElf { path: PathBuf, problem: ElfProblem },
     #[error("--load-plugin {0}: a shared object, but not a reactor plugin (it exports no plugin module; build it as a cdylib with reactor_plugin_api::export_plugins!)")]
     NotPlugin(PathBuf),
     #[error("--load-plugin {path}: built against reactor-plugin-api {found}, a newer major than this reactor's ({REACTOR}, reactor-plugin-api {API_VERSION}): upgrade reactor to a release for reactor-plugin-api {}.x, or use a build of the plugin for reactor-plugin-api {}.x", .found.major, ours_major())]
@@ -68,6 +72,7 @@ impl LoadError {
             LoadError::NotFound(path) | LoadError::NotPlugin(path) => path,
             LoadError::Discovery(_) | LoadError::FromIsolatedProcess(_) => Path::new(""),
             LoadError::NotSharedObject { path, .. }
+            | LoadError::BadElf { path, .. }
             | LoadError::NewerMajor { path, .. }
             | LoadError::OlderMajor { path, .. }
             | LoadError::SameVersionOtherLayout { path, .. }
@@ -195,6 +200,7 @@ fn start_worker(path: &Path) -> Result<(Worker, ModuleHello), LoadError> {
     if !path.exists() {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
+    check_elf(path)?;
     Worker::start(path).map_err(|e| match e {
         StartError::Spawn(e) => {
             LoadError::Broken { path: path.to_path_buf(), reason: format!("cannot start its isolated process: {e}") }
@@ -215,6 +221,7 @@ pub(super) fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
     if !path.exists() {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
+    check_elf(path)?;
     // dlopen resolves a bare file name through the library path, not the current directory;
     // messages name the file as the user gave it.
     let given = path.to_path_buf();
@@ -251,6 +258,13 @@ pub(super) fn open_module(path: &Path) -> Result<PluginModule_Ref, LoadError> {
             other => LoadError::Broken { path: given.clone(), reason: first_line(&other.to_string()) },
         }
     })
+}
+
+// As for `open_module`.
+#[allow(clippy::result_large_err)]
+/// Refuses a file that dlopen could crash on (a truncated one) or would refuse less clearly.
+fn check_elf(path: &Path) -> Result<(), LoadError> {
+    elf::check(path).map_err(|problem| LoadError::BadElf { path: path.to_path_buf(), problem })
 }
 
 /// Greets the module with what this reactor offers and reads its answer.

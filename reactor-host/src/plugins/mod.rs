@@ -8,6 +8,7 @@
 
 pub mod context;
 pub mod discover;
+pub mod elf;
 pub mod inspect;
 pub mod isolate;
 pub mod load;
