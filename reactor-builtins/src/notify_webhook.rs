@@ -69,9 +69,10 @@ impl Plugin for NotifyWebhook {
                 "required": ["url"],
                 "properties": {
                     "url": {
-                        "description": "The http(s) URL to POST to; a user and password in it are sent as basic authentication and never shown.",
+                        "description": "The http(s) URL to POST to; a user and password in it are sent as basic authentication. A webhook's URL is often its token, so the whole URL is secret (\"x-secret\"): never shown in the plan, reactor's log or any document.",
                         "type": "string",
-                        "minLength": 1
+                        "minLength": 1,
+                        "x-secret": true
                     },
                     "send_on": {
                         "description": "The build statuses that are sent; for any other the plugin only says it did not send.",

@@ -44,6 +44,8 @@ struct RunInImageArgs {
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
+    secret_env: BTreeMap<String, String>,
+    #[serde(default)]
     user: Option<String>,
     #[serde(default)]
     entrypoint: Option<Vec<String>>,
@@ -87,6 +89,13 @@ impl Plugin for RunInImage {
                         "additionalProperties": {"type": "string"},
                         "default": {}
                     },
+                    "secret_env": {
+                        "description": "Environment variables whose values are secrets (tokens, passwords), name → value: set like 'env' (and over it), but never shown in the plan, reactor's log or any document (the schema marks them \"x-secret\").",
+                        "type": "object",
+                        "propertyNames": {"pattern": "^[^=]+$"},
+                        "additionalProperties": {"type": "string", "x-secret": true},
+                        "default": {}
+                    },
                     "user": {
                         "description": "The user to run as (a name, `uid` or `uid:gid`); the image's USER when not given.",
                         "type": "string",
@@ -112,10 +121,12 @@ impl Plugin for RunInImage {
         let args: RunInImageArgs = args.parse()?;
         // The schema says as much; a FakeHost or an older host may not have checked it.
         crate::shared::check_timeout(args.timeout)?;
-        if let Some(name) = args.env.keys().find(|name| name.is_empty() || name.contains('=')) {
-            return Err(PluginError::invalid_args(format!(
-                "'env' has the name {name:?}: a variable's name cannot be empty or hold '='"
-            )));
+        for (arg, names) in [("env", &args.env), ("secret_env", &args.secret_env)] {
+            if let Some(name) = names.keys().find(|name| name.is_empty() || name.contains('=')) {
+                return Err(PluginError::invalid_args(format!(
+                    "'{arg}' has the name {name:?}: a variable's name cannot be empty or hold '='"
+                )));
+            }
         }
         let (entrypoint, command) = match args.command {
             Command::Shell(line) if line.trim().is_empty() => {
@@ -136,7 +147,13 @@ impl Plugin for RunInImage {
             .image_id
             .ok_or_else(|| PluginError::new("no image was built, so there is nothing to run the command in"))?;
         let options = ContainerOptions {
-            env: args.env.iter().map(|(name, value)| format!("{name}={value}")).collect(),
+            env: args
+                .env
+                .iter()
+                .filter(|(name, _)| !args.secret_env.contains_key(*name))
+                .chain(&args.secret_env)
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
             user: args.user,
             // The engine reads an entrypoint of one empty string as "none"; an empty list as "the image's".
             entrypoint: entrypoint.map(|e| if e.is_empty() { vec![String::new()] } else { e }),
@@ -259,6 +276,17 @@ mod tests {
         assert_eq!(options.user.as_deref(), Some("1000:1000"));
         assert_eq!(options.entrypoint, Some(vec!["/usr/bin/app".to_owned()]));
         assert_eq!(options.timeout_s, Some(2.5));
+    }
+
+    #[test]
+    fn secret_env_is_set_over_env_and_marked_secret_in_the_schema() {
+        let (fake, seen) = answering(Phase::Postbuild, ok("", ""));
+        let args = json!({"command": ["x"], "env": {"A": "1", "T": "public"}, "secret_env": {"T": "t0ken"}});
+        fake.run(&RunInImage, args).expect("exit 0");
+        let (_, _, options) = seen.lock().expect("lock")[0].clone();
+        assert_eq!(options.env, ["A=1", "T=t0ken"]);
+        let schema = RunInImage.manifest().args_schema;
+        assert_eq!(schema["properties"]["secret_env"]["additionalProperties"]["x-secret"], json!(true));
     }
 
     #[test]

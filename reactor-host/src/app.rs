@@ -208,8 +208,10 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
         }
     };
 
+    // From here on every log line and recorded text masks the secret args' values.
+    crate::secrets::mask(plan.secret_strings());
     if run.dry_run {
-        print!("{}", crate::credentials::redact_url(&plan.describe(&request)));
+        print!("{}", crate::secrets::redact_text(&plan.describe(&request)));
         return ExitCode::from(exit::SUCCESS);
     }
 

@@ -15,6 +15,7 @@ mod package;
 mod plugins;
 mod results;
 mod scaffold;
+mod secrets;
 mod source;
 mod state;
 mod workflow;

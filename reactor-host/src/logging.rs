@@ -1,5 +1,6 @@
 //! Logging: env_logger's format and filter, with every line passed through the redaction of
-//! credentials in URLs, whoever logs it (reactor, a library, or a plugin through the bridge).
+//! credentials in URLs and of secret plugin args (see `secrets`), whoever logs it (reactor, a
+//! library, or a plugin through the bridge).
 
 /// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
 /// crates' at warn. RUST_LOG, when set, replaces this entirely. Every line goes through
@@ -22,7 +23,7 @@ pub fn init(verbose: bool, quiet: bool) {
 }
 
 /// Takes the password out of every URL in a log line (a git URI or a webhook URL with
-/// credentials in it), whoever logs it: reactor, a library, or a plugin.
+/// credentials in it), and every masked secret, whoever logs it: reactor, a library, or a plugin.
 struct RedactingLogger(env_logger::Logger);
 
 impl log::Log for RedactingLogger {
@@ -36,7 +37,7 @@ impl log::Log for RedactingLogger {
         }
         // Formatted once here; env_logger then copies the text.
         let text = record.args().to_string();
-        let text = if text.contains("://") { crate::credentials::redact_url(&text) } else { text };
+        let text = crate::secrets::redact_text(&text);
         self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{text}")).build());
     }
 

@@ -220,9 +220,11 @@ impl ResultDocument {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        // A URL's password (a git URI's, a plugin arg's) never reaches the document.
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        let text = crate::credentials::redact_url(&text);
+        // A URL's password (a git URI's, a plugin arg's) and a secret arg never reach the
+        // document; redacted in the values, not the JSON text, so an escaped secret is found too.
+        let mut value = serde_json::to_value(self).map_err(std::io::Error::other)?;
+        crate::secrets::redact_value(&mut value);
+        let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
         let partial = path.with_extension("partial");
         std::fs::write(&partial, text + "\n")?;
         std::fs::rename(&partial, path)

@@ -23,7 +23,7 @@ const EI_CLASS: usize = 4;
 pub enum ElfProblem {
     #[error("cannot be read: {0}")]
     Unreadable(String),
-    #[error("not an ELF file (a plugin is a shared object, built from a cdylib crate)")]
+    #[error("not an ELF file: a plugin is a shared object built from a cdylib crate for this machine; rebuild it, or reinstall it")]
     NotElf,
     #[error("the file is truncated: {size} bytes, shorter than its ELF header; reinstall it")]
     ShorterThanHeader { size: u64 },

@@ -193,11 +193,20 @@ impl Plan {
                     p.plugin.manifest.key,
                     p.plugin.manifest.version,
                     p.plugin.origin,
-                    p.entry.args
+                    crate::secrets::redact_args(&p.plugin.manifest.args_schema, &p.entry.args)
                 );
             }
         }
         out
+    }
+
+    /// Every string in a secret arg of a planned plugin, to mask (see `secrets`).
+    pub fn secret_strings(&self) -> Vec<String> {
+        self.phases
+            .values()
+            .flatten()
+            .flat_map(|p| crate::secrets::secret_strings(&p.plugin.manifest.args_schema, &p.entry.args))
+            .collect()
     }
 
     pub fn phase(&self, phase: Phase) -> &[PlannedPlugin] {
@@ -258,11 +267,33 @@ fn default_entries(phase: Phase, registries: &Registries) -> Vec<PluginEntry> {
     }
 }
 
-/// How `args` break the manifest's schema, as (pointer within args, problem).
+/// How `args` break the manifest's schema, as (pointer within args, problem). A problem never
+/// quotes a secret arg's value (the validator's messages quote the value they refuse).
 fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
     match jsonschema::validator_for(&manifest.args_schema) {
         Ok(validator) => {
-            validator.iter_errors(args).map(|e| (e.instance_path().as_str().to_owned(), e.to_string())).collect()
+            let redacted = crate::secrets::redact_args(&manifest.args_schema, args);
+            let mut secrets = crate::secrets::secret_strings(&manifest.args_schema, args);
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+            let hide = |pointer: &str, text: String| {
+                // The refused value itself, when secret (a number too), then any secret string
+                // in a message about a larger value.
+                let text = match (args.pointer(pointer), redacted.pointer(pointer)) {
+                    (Some(value), Some(shown)) if value != shown => text.replace(&value.to_string(), "\"***\""),
+                    _ => text,
+                };
+                secrets.iter().filter(|s| !s.is_empty()).fold(text, |text, secret| {
+                    text.replace(&Value::String(secret.clone()).to_string(), "\"***\"").replace(secret.as_str(), "***")
+                })
+            };
+            validator
+                .iter_errors(args)
+                .map(|e| {
+                    let pointer = e.instance_path().as_str().to_owned();
+                    let problem = hide(&pointer, e.to_string());
+                    (pointer, problem)
+                })
+                .collect()
         }
         Err(e) => vec![(String::new(), format!("the plugin's args schema is invalid: {e}"))],
     }
@@ -271,6 +302,25 @@ fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn args_problems_never_quote_a_secret_value() {
+        let manifest = Manifest::new("p", [Phase::Exit], "1.0.0").args_schema(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "token": {"type": "string", "minLength": 40, "writeOnly": true},
+                "pin": {"type": "string", "x-secret": true},
+                "name": {"type": "string", "minLength": 10}
+            }
+        }));
+        let args = serde_json::json!({"token": "short-Secret-1", "pin": 12345678, "name": "shown"});
+        let problems = args_problems(&manifest, &args);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let text = format!("{problems:?}");
+        assert!(!text.contains("short-Secret-1") && !text.contains("12345678"), "{text}");
+        assert!(text.contains("\\\"***\\\" is shorter than 40 characters"), "{text}");
+        assert!(text.contains("shown"), "other values are still quoted: {text}");
+    }
 
     #[test]
     fn plugins_built_before_protocol_1_2_predate_the_overlay() {

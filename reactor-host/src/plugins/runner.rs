@@ -89,7 +89,11 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) ->
 async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -> Result<Value, PluginError> {
     let key = planned.plugin.manifest.key.clone();
     let args = fill_special_values(&planned.entry.args, &session.state());
-    log::debug!("running {phase} plugin '{key}' ({}) with args: {args}", planned.plugin.origin);
+    log::debug!(
+        "running {phase} plugin '{key}' ({}) with args: {}",
+        planned.plugin.origin,
+        crate::secrets::redact_args(&planned.plugin.manifest.args_schema, &args)
+    );
     let host = PluginContext::handle(&key, phase, session.clone());
     let plugin = planned.plugin.clone();
     let (started, clock) = (SystemTime::now(), Instant::now());
@@ -125,7 +129,9 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -
         session.record_run(run);
         return Err(error);
     };
-    let (status, error, result) = match &outcome {
+    // What is recorded (and so shown to later plugins, store_logs_to_file's file and the result
+    // document) never holds a secret arg's value, even when the plugin returned or said it.
+    let (status, error, mut result) = match &outcome {
         Ok(value) => {
             log::debug!(
                 "{phase} plugin '{key}' finished in {:.3}s, returning {}",
@@ -139,6 +145,8 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -
             (RunStatus::Failed, Some(err.message.clone()), json!({"error": err.message, "kind": err.kind}))
         }
     };
+    crate::secrets::redact_value(&mut result);
+    let error = error.map(|e| crate::secrets::redact_text(&e));
     session.record_run(PluginRun { phase, key, started, duration, status, error, result: Some(result) });
     outcome
 }
