@@ -95,12 +95,14 @@ fn check_headers<Elf: FileHeader<Endian = Endianness>>(data: &ReadCache<File>, s
     within("program header table", phoff, phnum.saturating_mul(phentsize), size)?;
     let segments = header.program_headers(endian, data).map_err(|e| ElfProblem::Malformed(e.to_string()))?;
     for (index, segment) in segments.iter().enumerate() {
-        // PT_NULL entries are ignored by the loader; every other one maps or reads its range.
-        if segment.p_type(endian) == elf::PT_NULL {
-            continue;
-        }
+        // PT_NULL entries are ignored by the loader, and a segment of no file bytes (a stack
+        // marker, or memory that is all zeros) reads nothing; every other one maps or reads
+        // its range.
         let offset: u64 = segment.p_offset(endian).into();
         let filesz: u64 = segment.p_filesz(endian).into();
+        if segment.p_type(endian) == elf::PT_NULL || filesz == 0 {
+            continue;
+        }
         within(&format!("segment {index}"), offset, filesz, size)?;
     }
 
