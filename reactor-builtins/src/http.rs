@@ -1,11 +1,18 @@
 //! What the built-ins that post JSON share (`store_metadata`, `notify_webhook`): one POST with a
-//! deadline, and URLs with their passwords hidden before they go into a message, a log line, a
-//! result or a document.
+//! deadline that a cancellation cuts short, and URLs with their passwords hidden before they go
+//! into a message, a log line, a result or a document.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::Duration;
 
-use reactor_plugin_api::{error_chain, PluginError};
+use reactor_plugin_api::{error_chain, Context, ErrorKind, PluginError};
 use serde_json::Value;
+
+/// Connecting gives up this soon (or at the whole timeout, when that is shorter), so that a
+/// server that is not there is found out in seconds.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a plugin waiting for an answer asks reactor whether the build was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// An `http`/`https` URL from the arg `arg`, checked before anything is sent.
 pub fn parse_url(arg: &str, url: &str) -> Result<reqwest::Url, PluginError> {
@@ -20,29 +27,83 @@ pub fn parse_url(arg: &str, url: &str) -> Result<reqwest::Url, PluginError> {
     Ok(parsed)
 }
 
-/// POSTs `body` as JSON to `url` and returns the HTTP status of a 2xx answer. No answer within
-/// `timeout`, a failed connection, or another status is an error naming the URL (its password
-/// hidden); a user and password in the URL are sent as basic authentication.
-pub fn post_json(url: &reqwest::Url, body: &Value, timeout: Duration) -> Result<u16, PluginError> {
+/// POSTs `body` as JSON to `url` and returns the HTTP status of a 2xx answer. No connection
+/// within [`CONNECT_TIMEOUT`], no answer within `timeout`, a failed connection, or another status
+/// is an error naming the URL (its password hidden) and saying what to do; a user and password in
+/// the URL are sent as basic authentication. A cancellation of the build while it waits abandons
+/// the POST at once (an error of kind `cancelled`).
+pub fn post_json(ctx: &Context, url: &reqwest::Url, body: &Value, timeout: Duration) -> Result<u16, PluginError> {
     let shown = redact_passwords(url.as_str());
+    let connect_timeout = CONNECT_TIMEOUT.min(timeout);
     let failed = |e: reqwest::Error| {
-        if e.is_timeout() {
-            PluginError::new(format!("POST {shown}: no answer within {} s (timeout)", timeout.as_secs_f64()))
-        } else {
+        let message = if e.is_connect() && e.is_timeout() {
+            format!(
+                "no connection within {} s: check that the server is up and reachable from here",
+                connect_timeout.as_secs_f64()
+            )
+        } else if e.is_timeout() {
+            format!(
+                "no answer within {} s (the 'timeout' arg): check the server, or raise 'timeout'",
+                timeout.as_secs_f64()
+            )
+        } else if e.is_connect() {
             // reqwest puts the URL, password included, into its message: say it once, hidden.
-            PluginError::new(format!("POST {shown}: {}", error_chain(&e.without_url())))
-        }
+            format!("{}: check that the server is up and listening there", error_chain(&e.without_url()))
+        } else {
+            error_chain(&e.without_url())
+        };
+        PluginError::new(format!("POST {shown}: {message}"))
     };
-    let client = reqwest::blocking::Client::builder().timeout(timeout).build().map_err(failed)?;
-    let response = client.post(url.clone()).json(body).send().map_err(failed)?;
-    let status = response.status();
+    let client = reqwest::blocking::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(timeout)
+        .build()
+        .map_err(failed)?;
+    let request = client.post(url.clone()).json(body);
+    let answer = unless_cancelled(ctx, &format!("POST {shown}"), move || {
+        let response = request.send()?;
+        let status = response.status();
+        let text = if status.is_success() { String::new() } else { response.text().unwrap_or_default() };
+        Ok((status, text))
+    })?;
+    let (status, text) = answer.map_err(failed)?;
     if !status.is_success() {
-        let text = response.text().unwrap_or_default();
         let said = text.lines().next().map(str::trim).filter(|l| !l.is_empty());
         let said = said.map(|l| format!(": {}", shorten(l, 200))).unwrap_or_default();
         return Err(PluginError::new(format!("POST {shown}: the server answered HTTP {status}{said}")));
     }
     Ok(status.as_u16())
+}
+
+/// Runs `work` (a blocking network call with its own timeout) on a thread of its own and waits
+/// for it, asking the host every [`CANCEL_POLL`] whether the build was cancelled. A cancellation
+/// that comes first abandons the work (its thread ends at its timeout) with an error of kind
+/// `cancelled` saying `{what}: abandoned, …`. An exit plugin of a build already cancelled runs
+/// because of it: it waits for the work, which reactor bounds by the exit phase's limit.
+pub fn unless_cancelled<T: Send + 'static>(
+    ctx: &Context,
+    what: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PluginError> {
+    let (send, done) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(work());
+    });
+    let watch = !ctx.is_cancelled();
+    loop {
+        match done.recv_timeout(CANCEL_POLL) {
+            Ok(answer) => return Ok(answer),
+            Err(RecvTimeoutError::Timeout) if watch && ctx.is_cancelled() => {
+                let message = format!("{what}: abandoned, the build was cancelled");
+                return Err(PluginError::with_kind(ErrorKind::Cancelled, message));
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            // The thread ended without a word: it panicked.
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(PluginError::with_kind(ErrorKind::Panicked, format!("{what}: stopped without an answer")));
+            }
+        }
+    }
 }
 
 /// `text` with the password of every `scheme://user:password@host` in it replaced by `***`.

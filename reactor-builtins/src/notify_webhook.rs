@@ -14,9 +14,11 @@
 //!
 //! It is sent only when the build's status is in `send_on` (all three by default); otherwise the
 //! result says it was not, and why. The result of a post is `{"sent": true, "status": ...,
-//! "url": ..., "status_code": ...}`. A webhook that does not answer within `timeout`, cannot be
-//! reached, or answers anything but 2xx fails the plugin with one line saying which; like every
-//! exit plugin, the others still run, and by default (as `sendmail`) the failure is tolerated.
+//! "url": ..., "status_code": ...}`. A webhook that does not answer within `timeout` (connecting
+//! within at most 10 s of it), cannot be reached, or answers anything but 2xx fails the plugin
+//! with one line saying which; like every exit plugin, the others still run, and by default (as
+//! `sendmail`) the failure is tolerated. A cancellation that comes while it waits abandons the
+//! POST at once; in a build that was cancelled before the exit phase it posts as usual.
 //!
 //! Where it differs from atomic-reactor: HTTP instead of mail; `send_on` names reactor's
 //! statuses, not `sendmail`'s manual/auto states (reactor does not know about rebuilds).
@@ -82,7 +84,7 @@ impl Plugin for NotifyWebhook {
                         "default": STATUSES
                     },
                     "timeout": {
-                        "description": "Seconds the POST may take, connecting included, before the plugin fails.",
+                        "description": "Seconds the POST may take, connecting included (at most 10 s of them), before the plugin fails; a cancellation of the build while it waits abandons it at once (an exit plugin of a build already cancelled waits, within --exit-timeout).",
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "default": DEFAULT_TIMEOUT_S
@@ -124,7 +126,7 @@ impl Plugin for NotifyWebhook {
             "reactor_version": ctx.host().reactor_version,
         });
         redact_value(&mut body);
-        let code = post_json(&url, &body, Duration::from_secs_f64(args.timeout))?;
+        let code = post_json(ctx, &url, &body, Duration::from_secs_f64(args.timeout))?;
         log::info!("notified {shown} that the build {status} (HTTP {code})");
         Ok(json!({"sent": true, "status": status, "url": shown, "status_code": code}))
     }
@@ -247,8 +249,31 @@ mod tests {
         let started = Instant::now();
         let err =
             ended(Status::Succeeded).run(&NotifyWebhook, json!({"url": url, "timeout": 0.5})).expect_err("no answer");
-        assert_eq!(err.message, format!("POST {url}: no answer within 0.5 s (timeout)"));
+        assert_eq!(
+            err.message,
+            format!("POST {url}: no answer within 0.5 s (the 'timeout' arg): check the server, or raise 'timeout'")
+        );
         assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_cancellation_abandons_a_post_that_waits_for_an_answer() {
+        let socket = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}/hook", socket.local_addr().expect("addr"));
+        let fake = ended(Status::Succeeded);
+        let switch = fake.cancel_switch();
+        // Accepts, cancels the build, never answers.
+        let _held = std::thread::spawn(move || {
+            let (mut stream, _) = socket.accept().expect("accept");
+            switch.cancel();
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+        });
+        let err = fake.run(&NotifyWebhook, json!({"url": url, "timeout": 3600})).expect_err("cancelled");
+        assert_eq!(
+            (err.kind, err.message),
+            (ErrorKind::Cancelled, format!("POST {url}: abandoned, the build was cancelled"))
+        );
     }
 
     #[test]
@@ -261,6 +286,7 @@ mod tests {
         let url = format!("http://hook:hidden@{closed}/hook");
         let err = ended(Status::Failed).run(&NotifyWebhook, json!({"url": url})).expect_err("refused");
         assert!(err.message.starts_with(&format!("POST http://hook:***@{closed}/hook: ")), "{}", err.message);
+        assert!(err.message.ends_with(": check that the server is up and listening there"), "{}", err.message);
         assert!(!err.message.contains("hidden"), "{}", err.message);
     }
 

@@ -85,7 +85,7 @@ impl Plugin for StoreMetadata {
                         "minLength": 1
                     },
                     "timeout": {
-                        "description": "Seconds the POST may take, connecting included, before the plugin fails.",
+                        "description": "Seconds the POST may take, connecting included (at most 10 s of them), before the plugin fails; a cancellation of the build while it waits abandons it at once (an exit plugin of a build already cancelled waits, within --exit-timeout).",
                         "type": "number",
                         "exclusiveMinimum": 0,
                         "default": DEFAULT_TIMEOUT_S
@@ -113,7 +113,7 @@ impl Plugin for StoreMetadata {
         }
         if let Some(url) = &url {
             let shown = redact_passwords(url.as_str());
-            let status = post_json(url, &document, Duration::from_secs_f64(args.timeout))?;
+            let status = post_json(ctx, url, &document, Duration::from_secs_f64(args.timeout))?;
             log::info!("posted the build's metadata to {shown} (HTTP {status})");
             done.insert("url".into(), json!(shown));
             done.insert("status_code".into(), json!(status));
