@@ -4,13 +4,27 @@
 //! takes little memory.
 //!
 //! ```json
-//! {"name": "logs_submitter", "args": {"url": "http://localhost:9099"}}
+//! {"name": "logs_submitter", "args": {"url": "http://localhost:9099", "timeout": 60}}
 //! ```
+//!
+//! A server that does not answer cannot hold the build: the POST gives up after `timeout`
+//! seconds (60 unless the args say; connecting, at most 10 of them), and at once when the build
+//! is cancelled while it waits.
+
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::Duration;
 
 use reactor_plugin_api::build_log::JsonReader;
-use reactor_plugin_api::{export_plugins, Args, Context, Manifest, Phase, Plugin, PluginError};
+use reactor_plugin_api::{error_chain, export_plugins, Args, Context, ErrorKind, Manifest, Phase, Plugin, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+/// Seconds the POST may take, connecting and sending the log included, unless the args say.
+const DEFAULT_TIMEOUT_S: f64 = 60.0;
+/// Connecting gives up sooner, so that a server that is not there is found out in seconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the plugin asks reactor whether the build was cancelled while the POST runs.
+const CANCEL_POLL: Duration = Duration::from_millis(100);
 
 /// Posts the build logs to a URL.
 pub struct LogsSubmitter;
@@ -20,6 +34,13 @@ pub struct LogsSubmitter;
 struct LogsSubmitterArgs {
     /// Where the logs are posted.
     url: String,
+    /// Seconds the POST may take.
+    #[serde(default = "default_timeout")]
+    timeout: f64,
+}
+
+fn default_timeout() -> f64 {
+    DEFAULT_TIMEOUT_S
 }
 
 impl Plugin for LogsSubmitter {
@@ -28,7 +49,15 @@ impl Plugin for LogsSubmitter {
             .description("POSTs the build's log lines as JSON {\"logs\": [...]} to a URL")
             .args_schema(json!({
                 "type": "object",
-                "properties": {"url": {"type": "string", "description": "where the logs are posted"}},
+                "properties": {
+                    "url": {"type": "string", "description": "where the logs are posted"},
+                    "timeout": {
+                        "type": "number",
+                        "exclusiveMinimum": 0,
+                        "default": DEFAULT_TIMEOUT_S,
+                        "description": "seconds the POST may take, connecting included, before the plugin fails"
+                    }
+                },
                 "required": ["url"],
                 "additionalProperties": false
             }))
@@ -36,22 +65,82 @@ impl Plugin for LogsSubmitter {
 
     fn run(&self, ctx: &Context, args: Args) -> Result<Value, PluginError> {
         let args: LogsSubmitterArgs = args.parse()?;
+        // reactor checks the args against the schema first; a test or another host may not.
+        if !(args.timeout.is_finite() && args.timeout > 0.0) {
+            let message = format!("'timeout' must be a positive number of seconds, not {}", args.timeout);
+            return Err(PluginError::invalid_args(message));
+        }
+        let timeout = Duration::from_secs_f64(args.timeout);
+        let url = redacted(&args.url);
         // {"logs": [...]}, rendered from the build log as it is sent; its length is known
         // first, so that it goes with a Content-Length.
         let body = JsonReader::new(ctx, "logs")?;
         let length = body.len();
-        log::info!("posting {} log lines to {}", body.lines(), args.url);
+        log::info!("posting {} log lines to {url}", body.lines());
         let client = reqwest::blocking::Client::builder()
             .user_agent(concat!("reactor-logs_submitter/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .build()?;
-        let response = client
+        let request = client
             .post(&args.url)
             .header("content-type", "application/json")
-            .body(reqwest::blocking::Body::sized(body, length))
-            .send()
-            .and_then(|r| r.error_for_status())
-            .map_err(|e| PluginError::from(e).context(format!("POST {}", args.url)))?;
-        Ok(Value::String(response.text()?))
+            .body(reqwest::blocking::Body::sized(body, length));
+        // The POST runs on a thread of its own while this one watches for a cancellation. An
+        // abandoned POST's thread ends by itself, at the timeout at the latest.
+        let (send_reply, reply) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = send_reply.send(request.send().and_then(|r| r.error_for_status()).and_then(|r| r.text()));
+        });
+        // An exit plugin of a cancelled build runs because of the cancellation: it posts anyway,
+        // for as long as reactor gives the exit phase (--exit-timeout).
+        let watch = !ctx.is_cancelled();
+        loop {
+            match reply.recv_timeout(CANCEL_POLL) {
+                Ok(reply) => return reply.map(Value::String).map_err(|e| failed(&url, timeout, e)),
+                Err(RecvTimeoutError::Timeout) if watch && ctx.is_cancelled() => {
+                    let message = format!("POST {url}: abandoned, the build was cancelled");
+                    return Err(PluginError::with_kind(ErrorKind::Cancelled, message));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(PluginError::new(format!("POST {url}: the request ended without an answer")));
+                }
+            }
+        }
+    }
+}
+
+/// One line that says which URL failed, how, and what to do.
+fn failed(url: &str, timeout: Duration, e: reqwest::Error) -> PluginError {
+    let seconds = |d: Duration| d.as_secs_f64();
+    let message = if e.is_connect() && e.is_timeout() {
+        format!(
+            "POST {url}: no connection within {} s: check that the server is up and reachable from here",
+            seconds(CONNECT_TIMEOUT.min(timeout))
+        )
+    } else if e.is_timeout() {
+        format!(
+            "POST {url}: no answer within {} s (the 'timeout' arg): check the server, or raise 'timeout'",
+            seconds(timeout)
+        )
+    } else if e.is_connect() {
+        // reqwest's message holds the URL, password included: leave it out.
+        format!("POST {url}: {}: check that the server is up and listening there", error_chain(&e.without_url()))
+    } else {
+        format!("POST {url}: {}", error_chain(&e.without_url()))
+    };
+    PluginError::new(message)
+}
+
+/// `url` as it may be shown: a password in it replaced by `***`.
+fn redacted(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 
@@ -131,8 +220,10 @@ mod tests {
             received.headers
         );
         assert_eq!(received.body, json!({"logs": ["Step 1/2 : FROM busybox", " ---> 10f721a22d93"]}));
-        // The log was read once, by pages: the first page says the body's length.
-        assert_eq!(fake.requests(), [Request::ReadBuildLog { offset: 0, max_bytes: MAX_LOG_PAGE_BYTES }]);
+        // The log was read once, by pages: the first page says the body's length. Besides, the
+        // plugin asked whether the build was cancelled while it waited.
+        let requests: Vec<Request> = fake.requests().into_iter().filter(|r| *r != Request::IsCancelled).collect();
+        assert_eq!(requests, [Request::ReadBuildLog { offset: 0, max_bytes: MAX_LOG_PAGE_BYTES }]);
         assert!(fake.logs().iter().any(|r| r.message == format!("posting 2 log lines to {url}")));
     }
 
@@ -154,7 +245,8 @@ mod tests {
         let fake = built(&["Step 1/1 : FROM scratch"]).features([]).protocol(Protocol { major: 1, minor: 1 });
         fake.run(&LogsSubmitter, json!({"url": url})).expect("posts");
         assert_eq!(server.join().expect("the server thread ends").body, json!({"logs": ["Step 1/1 : FROM scratch"]}));
-        assert_eq!(fake.requests(), [Request::Workflow, Request::Workflow]);
+        let requests: Vec<Request> = fake.requests().into_iter().filter(|r| *r != Request::IsCancelled).collect();
+        assert_eq!(requests, [Request::Workflow, Request::Workflow]);
     }
 
     #[test]
@@ -164,6 +256,82 @@ mod tests {
         assert!(err.message.starts_with(&format!("POST {url}: ")), "{err}");
         assert!(err.message.contains("503"), "{err}");
         server.join().expect("the server thread ends");
+    }
+
+    /// A server that accepts the connection and never answers; returns its URL, and a receiver
+    /// that gets a message once the plugin has connected.
+    fn silent_server() -> (String, std::sync::mpsc::Receiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a port on 127.0.0.1");
+        let url = format!("http://{}/logs", listener.local_addr().expect("the listener's address"));
+        let (connected, on_connect) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("the plugin connects");
+            let _ = connected.send(());
+            // Reads what comes and never answers, until the plugin lets go.
+            let mut sink = [0u8; 4096];
+            while stream.read(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+        });
+        (url, on_connect)
+    }
+
+    #[test]
+    fn a_silent_server_fails_the_post_at_the_timeout_saying_so() {
+        let (url, _connected) = silent_server();
+        let err = built(&["line"]).run(&LogsSubmitter, json!({"url": url, "timeout": 0.5})).expect_err("no answer");
+        assert_eq!(
+            err.message,
+            format!("POST {url}: no answer within 0.5 s (the 'timeout' arg): check the server, or raise 'timeout'")
+        );
+    }
+
+    #[test]
+    fn a_cancelled_build_abandons_a_post_that_waits() {
+        let (url, connected) = silent_server();
+        let fake = built(&["line"]);
+        let switch = fake.cancel_switch();
+        std::thread::spawn(move || {
+            if connected.recv().is_ok() {
+                switch.cancel();
+            }
+        });
+        // The timeout is far off: only the cancellation ends the wait.
+        let err = fake.run(&LogsSubmitter, json!({"url": url, "timeout": 3600})).expect_err("cancelled");
+        assert_eq!(
+            (err.kind, err.message),
+            (ErrorKind::Cancelled, format!("POST {url}: abandoned, the build was cancelled"))
+        );
+    }
+
+    #[test]
+    fn an_exit_plugin_of_a_cancelled_build_still_posts() {
+        let (url, server) = serve_once("200 OK", "ok");
+        let build = BuildResult { logs: vec!["Step 1/1 : FROM scratch".into()], ..Default::default() };
+        let fake = FakeHost::new(Phase::Exit, Workflow { build_result: Some(build), ..Default::default() });
+        fake.set_cancelled(true);
+        assert_eq!(fake.run(&LogsSubmitter, json!({"url": url})).expect("posts"), json!("ok"));
+        assert_eq!(server.join().expect("the server thread ends").body, json!({"logs": ["Step 1/1 : FROM scratch"]}));
+    }
+
+    #[test]
+    fn a_refused_connection_hides_the_password_and_says_what_to_do() {
+        let closed = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+        let url = format!("http://bot:s3cr3t@{closed}/logs");
+        let err = built(&["line"]).run(&LogsSubmitter, json!({"url": url})).expect_err("refused");
+        assert!(err.message.starts_with(&format!("POST http://bot:***@{closed}/logs: ")), "{err}");
+        assert!(err.message.ends_with("check that the server is up and listening there"), "{err}");
+        assert!(!err.message.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn a_timeout_that_is_not_a_positive_number_is_refused() {
+        for timeout in [json!(0), json!(-1)] {
+            let err = built(&[]).run(&LogsSubmitter, json!({"url": "http://127.0.0.1:1/", "timeout": timeout}));
+            let err = err.expect_err("refused");
+            assert_eq!(err.kind, ErrorKind::InvalidArgs, "{err}");
+            assert!(err.message.starts_with("'timeout' must be a positive number of seconds"), "{err}");
+        }
+        let err = built(&[]).run(&LogsSubmitter, json!({"url": "http://127.0.0.1:1/", "timeout": "soon"}));
+        assert_eq!(err.expect_err("refused").kind, ErrorKind::InvalidArgs);
     }
 
     // The example of README.md's "Testing a plugin", as it stands there.
