@@ -14,6 +14,22 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a plugin waiting for an answer asks reactor whether the build was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(100);
 
+/// Whether a plugin's network calls are abandoned on a cancellation, decided as the plugin
+/// starts: an exit plugin of a build already cancelled runs because of the cancellation, so it
+/// does its work regardless (reactor bounds it by the exit phase's limit); any other plugin stops
+/// waiting once the build is cancelled.
+#[derive(Clone, Copy, Debug)]
+pub struct CancelWatch {
+    active: bool,
+}
+
+impl CancelWatch {
+    /// Call it first thing in `run`, before the wait it is for can begin.
+    pub fn start(ctx: &Context) -> CancelWatch {
+        CancelWatch { active: !ctx.is_cancelled() }
+    }
+}
+
 /// An `http`/`https` URL from the arg `arg`, checked before anything is sent.
 pub fn parse_url(arg: &str, url: &str) -> Result<reqwest::Url, PluginError> {
     let parsed = reqwest::Url::parse(url)
@@ -31,8 +47,14 @@ pub fn parse_url(arg: &str, url: &str) -> Result<reqwest::Url, PluginError> {
 /// within [`CONNECT_TIMEOUT`], no answer within `timeout`, a failed connection, or another status
 /// is an error naming the URL (its password hidden) and saying what to do; a user and password in
 /// the URL are sent as basic authentication. A cancellation of the build while it waits abandons
-/// the POST at once (an error of kind `cancelled`).
-pub fn post_json(ctx: &Context, url: &reqwest::Url, body: &Value, timeout: Duration) -> Result<u16, PluginError> {
+/// the POST at once (an error of kind `cancelled`), as `watch` says.
+pub fn post_json(
+    ctx: &Context,
+    watch: CancelWatch,
+    url: &reqwest::Url,
+    body: &Value,
+    timeout: Duration,
+) -> Result<u16, PluginError> {
     let shown = redact_passwords(url.as_str());
     let connect_timeout = CONNECT_TIMEOUT.min(timeout);
     let failed = |e: reqwest::Error| {
@@ -60,7 +82,7 @@ pub fn post_json(ctx: &Context, url: &reqwest::Url, body: &Value, timeout: Durat
         .build()
         .map_err(failed)?;
     let request = client.post(url.clone()).json(body);
-    let answer = unless_cancelled(ctx, &format!("POST {shown}"), move || {
+    let answer = unless_cancelled(ctx, watch, &format!("POST {shown}"), move || {
         let response = request.send()?;
         let status = response.status();
         let text = if status.is_success() { String::new() } else { response.text().unwrap_or_default() };
@@ -76,12 +98,12 @@ pub fn post_json(ctx: &Context, url: &reqwest::Url, body: &Value, timeout: Durat
 }
 
 /// Runs `work` (a blocking network call with its own timeout) on a thread of its own and waits
-/// for it, asking the host every [`CANCEL_POLL`] whether the build was cancelled. A cancellation
-/// that comes first abandons the work (its thread ends at its timeout) with an error of kind
-/// `cancelled` saying `{what}: abandoned, …`. An exit plugin of a build already cancelled runs
-/// because of it: it waits for the work, which reactor bounds by the exit phase's limit.
+/// for it, asking the host every [`CANCEL_POLL`] whether the build was cancelled. Unless `watch`
+/// says not to, a cancellation that comes first abandons the work (its thread ends at its
+/// timeout) with an error of kind `cancelled` saying `{what}: abandoned, …`.
 pub fn unless_cancelled<T: Send + 'static>(
     ctx: &Context,
+    watch: CancelWatch,
     what: &str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PluginError> {
@@ -89,11 +111,10 @@ pub fn unless_cancelled<T: Send + 'static>(
     std::thread::spawn(move || {
         let _ = send.send(work());
     });
-    let watch = !ctx.is_cancelled();
     loop {
         match done.recv_timeout(CANCEL_POLL) {
             Ok(answer) => return Ok(answer),
-            Err(RecvTimeoutError::Timeout) if watch && ctx.is_cancelled() => {
+            Err(RecvTimeoutError::Timeout) if watch.active && ctx.is_cancelled() => {
                 let message = format!("{what}: abandoned, the build was cancelled");
                 return Err(PluginError::with_kind(ErrorKind::Cancelled, message));
             }

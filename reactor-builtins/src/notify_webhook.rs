@@ -29,7 +29,7 @@ use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::http::{parse_url, post_json, redact_passwords, redact_value};
+use crate::http::{parse_url, post_json, redact_passwords, redact_value, CancelWatch};
 use crate::shared::TagConf;
 
 /// Seconds a POST may take when the args do not say.
@@ -103,6 +103,7 @@ impl Plugin for NotifyWebhook {
         }
         crate::shared::check_timeout(args.timeout)?;
         let url = parse_url("url", &args.url)?;
+        let watch = CancelWatch::start(ctx);
         let shown = redact_passwords(url.as_str());
         let workflow = ctx.workflow()?;
         let outcome = workflow.outcome.clone().unwrap_or_default();
@@ -126,7 +127,7 @@ impl Plugin for NotifyWebhook {
             "reactor_version": ctx.host().reactor_version,
         });
         redact_value(&mut body);
-        let code = post_json(ctx, &url, &body, Duration::from_secs_f64(args.timeout))?;
+        let code = post_json(ctx, watch, &url, &body, Duration::from_secs_f64(args.timeout))?;
         log::info!("notified {shown} that the build {status} (HTTP {code})");
         Ok(json!({"sent": true, "status": status, "url": shown, "status_code": code}))
     }

@@ -36,7 +36,7 @@ use reactor_plugin_api::{Args, Context, Manifest, Phase, Plugin, PluginError, Wo
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::http::{parse_url, post_json, redact_passwords, redact_value};
+use crate::http::{parse_url, post_json, redact_passwords, redact_value, CancelWatch};
 use crate::image_name::ImageName;
 use crate::shared::TagConf;
 
@@ -103,6 +103,7 @@ impl Plugin for StoreMetadata {
         }
         crate::shared::check_timeout(args.timeout)?;
         let url = args.url.as_deref().map(|url| parse_url("url", url)).transpose()?;
+        let watch = CancelWatch::start(ctx);
         let document = metadata(ctx)?;
         let mut done = Map::new();
         if let Some(path) = &args.path {
@@ -113,7 +114,7 @@ impl Plugin for StoreMetadata {
         }
         if let Some(url) = &url {
             let shown = redact_passwords(url.as_str());
-            let status = post_json(ctx, url, &document, Duration::from_secs_f64(args.timeout))?;
+            let status = post_json(ctx, watch, url, &document, Duration::from_secs_f64(args.timeout))?;
             log::info!("posted the build's metadata to {shown} (HTTP {status})");
             done.insert("url".into(), json!(shown));
             done.insert("status_code".into(), json!(status));
