@@ -75,6 +75,10 @@ impl Plugin for LogsSubmitter {
         // {"logs": [...]}, rendered from the build log as it is sent; its length is known
         // first, so that it goes with a Content-Length.
         let body = JsonReader::new(ctx, "logs")?;
+        // Asked before the wait can begin: an exit plugin of a build cancelled before it started
+        // runs because of the cancellation, so it posts anyway, for as long as reactor gives the
+        // exit phase (--exit-timeout). Any other plugin gives up once the build is cancelled.
+        let watch = !ctx.is_cancelled();
         let length = body.len();
         log::info!("posting {} log lines to {url}", body.lines());
         let client = reqwest::blocking::Client::builder()
@@ -92,9 +96,6 @@ impl Plugin for LogsSubmitter {
         std::thread::spawn(move || {
             let _ = send_reply.send(request.send().and_then(|r| r.error_for_status()).and_then(|r| r.text()));
         });
-        // An exit plugin of a cancelled build runs because of the cancellation: it posts anyway,
-        // for as long as reactor gives the exit phase (--exit-timeout).
-        let watch = !ctx.is_cancelled();
         loop {
             match reply.recv_timeout(CANCEL_POLL) {
                 Ok(reply) => return reply.map(Value::String).map_err(|e| failed(&url, timeout, e)),
