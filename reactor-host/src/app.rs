@@ -227,9 +227,9 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     // After source::prepare, which must run before any thread exists.
     let planned = plan.phases.values().flatten();
     reactor_builtins::prepare(planned.filter(|p| p.plugin.is_builtin()).map(|p| p.plugin.manifest.key.as_str()));
-    let cancel = Cancel::new(run.cancel_grace);
+    let cancel = Cancel::new(run.cancel_grace).with_exit_timeout(run.exit_timeout);
     let finished = runtime.block_on(async {
-        if let Err(e) = cancel.listen_for_signals(workflow::EXIT_TIMEOUT.as_secs()) {
+        if let Err(e) = cancel.listen_for_signals() {
             log::warn!(
                 "cannot listen for SIGINT/SIGTERM ({e}); a signal will stop reactor without running the exit plugins"
             );
@@ -245,6 +245,10 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
             log::info!("build succeeded: {} ({})", request.image, image_id.unwrap_or_default());
             exit::SUCCESS
         }
+        Some(failure @ Failure::ExitLimit { signal, .. }) => {
+            log::error!("build {failure}");
+            signal.exit_code()
+        }
         Some(Failure::Cancelled(signal)) => {
             log::error!("build cancelled by {}", signal.name());
             signal.exit_code()
@@ -257,6 +261,11 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     if let Some(path) = &run.metadata_file {
         let doc = ResultDocument::finished(&request, &registry, &finished, code, started);
         write_metadata(path, &doc);
+    }
+    if matches!(finished.failure, Some(Failure::ExitLimit { .. })) {
+        // An abandoned exit plugin still runs on a thread of its own, and may hold what an
+        // orderly return would wait for: the document is written, so end the process now.
+        std::process::exit(i32::from(code));
     }
     ExitCode::from(code)
 }

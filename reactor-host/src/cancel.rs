@@ -4,10 +4,11 @@
 //! running plugin sees it through its context and its engine calls are interrupted, and a plugin
 //! that has not returned within the grace period is abandoned. Only then does the exit phase
 //! start. Further signals are noted and ignored while the exit plugins finish, within a time
-//! limit, so a second Ctrl-C cannot lose the clean-up and the result file.
+//! limit (`--exit-timeout`), so a second Ctrl-C cannot lose the clean-up and the result file; an
+//! exit plugin still running at that limit is abandoned too, and reactor ends.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -38,13 +39,19 @@ impl Signal {
 /// Shared by everything that must stop when the build is cancelled.
 #[derive(Clone, Debug)]
 pub struct Cancel {
-    state: Arc<watch::Sender<Option<Signal>>>,
+    /// The signal, and when it came (the exit phase's limit counts from then).
+    state: Arc<watch::Sender<Option<(Signal, Instant)>>>,
     /// How long a plugin may take to return once the build is cancelled.
     pub grace: Duration,
+    /// How long the exit plugins may take once the build is cancelled.
+    pub exit_timeout: Duration,
 }
 
 /// The grace period when `--cancel-grace` does not say.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
+/// The exit phase's limit when `--exit-timeout` does not say.
+pub const DEFAULT_EXIT_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for Cancel {
     fn default() -> Cancel {
@@ -55,7 +62,30 @@ impl Default for Cancel {
 impl Cancel {
     /// Not cancelled yet, with this grace period.
     pub fn new(grace: Duration) -> Cancel {
-        Cancel { state: Arc::new(watch::Sender::new(None)), grace }
+        Cancel { state: Arc::new(watch::Sender::new(None)), grace, exit_timeout: DEFAULT_EXIT_TIMEOUT }
+    }
+
+    /// The same, with this limit on the exit phase.
+    pub fn with_exit_timeout(mut self, exit_timeout: Duration) -> Cancel {
+        self.exit_timeout = exit_timeout;
+        self
+    }
+
+    /// When the exit phase that began at `phase_started` must end: `exit_timeout` after the
+    /// cancellation, or after the phase began when the build was cancelled before it. `None`
+    /// while the build is not cancelled (exit plugins then run to their end).
+    pub fn exit_deadline(&self, phase_started: Instant) -> Option<Instant> {
+        let (_, at) = (*self.state.borrow())?;
+        Some(at.max(phase_started) + self.exit_timeout)
+    }
+
+    /// Completes when the exit phase that began at `phase_started` has had its time.
+    pub async fn exit_limit_over(&self, phase_started: Instant) -> Signal {
+        let signal = self.cancelled().await;
+        if let Some(deadline) = self.exit_deadline(phase_started) {
+            tokio::time::sleep_until(deadline.into()).await;
+        }
+        signal
     }
 
     /// Completes `grace` after the cancellation: when whatever still runs is abandoned.
@@ -71,14 +101,14 @@ impl Cancel {
             if state.is_some() {
                 return false;
             }
-            *state = Some(signal);
+            *state = Some((signal, Instant::now()));
             true
         })
     }
 
     /// The signal that cancelled the build, if one did.
     pub fn signal(&self) -> Option<Signal> {
-        *self.state.borrow()
+        self.state.borrow().map(|(signal, _)| signal)
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -89,7 +119,7 @@ impl Cancel {
     pub async fn cancelled(&self) -> Signal {
         let mut rx = self.state.subscribe();
         let signal = match rx.wait_for(Option::is_some).await {
-            Ok(signal) => *signal,
+            Ok(state) => state.map(|(signal, _)| signal),
             // The sender lives in `self`, so this cannot close while we wait.
             Err(_) => None,
         };
@@ -100,11 +130,12 @@ impl Cancel {
     }
 
     /// Listens for SIGINT and SIGTERM on the current runtime for the rest of the process.
-    pub fn listen_for_signals(&self, exit_timeout_secs: u64) -> std::io::Result<()> {
+    pub fn listen_for_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         let cancel = self.clone();
+        let exit_timeout_secs = self.exit_timeout.as_secs_f64();
         tokio::spawn(async move {
             loop {
                 let received = tokio::select! {
@@ -144,5 +175,18 @@ mod tests {
         // A waiter that comes late sees it at once.
         assert_eq!(cancel.cancelled().await, Signal::Terminate);
         assert_eq!(cancel.signal().map(Signal::exit_code), Some(143));
+    }
+
+    #[test]
+    fn the_exit_limit_counts_from_the_cancellation_or_the_phase_whichever_is_later() {
+        let cancel = Cancel::default().with_exit_timeout(Duration::from_secs(5));
+        let phase_started = Instant::now();
+        assert_eq!(cancel.exit_deadline(phase_started), None, "not cancelled: no limit");
+        cancel.cancel(Signal::Interrupt);
+        let cancelled_at = cancel.state.borrow().map(|(_, at)| at).expect("cancelled");
+        let earlier = phase_started.min(cancelled_at);
+        assert_eq!(cancel.exit_deadline(earlier), Some(cancelled_at + Duration::from_secs(5)));
+        let later = cancelled_at + Duration::from_secs(60);
+        assert_eq!(cancel.exit_deadline(later), Some(later + Duration::from_secs(5)));
     }
 }

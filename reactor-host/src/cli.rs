@@ -274,6 +274,12 @@ pub struct RunArgs {
           value_parser = parse_timeout)]
     pub git_timeout: std::time::Duration,
 
+    /// Once cancelled, how long the exit plugins may take, all together, before the one still
+    /// running is abandoned and reactor ends (status `cancelled`).
+    #[arg(long = "exit-timeout", value_name = "SECONDS", env = "REACTOR_EXIT_TIMEOUT", default_value = "300",
+          value_parser = parse_seconds)]
+    pub exit_timeout: std::time::Duration,
+
     /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
     /// DOCKER_HOST names.
     #[arg(long, value_enum, default_value_t = Method::Here)]

@@ -16,9 +16,6 @@ use crate::plugins::Plan;
 use crate::source::{self, FetchedSource};
 use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
-/// How long the exit plugins may take once the build was cancelled.
-pub const EXIT_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// How long a cancelled fetch may take to stop before it is abandoned.
 const FETCH_STOP: Duration = Duration::from_secs(1);
 
@@ -35,6 +32,9 @@ pub enum Failure {
     Plugin(#[from] PluginFailure),
     #[error("cancelled by {}", .0.name())]
     Cancelled(Signal),
+    /// Cancelled, and an exit plugin was still running when the exit phase's limit ended.
+    #[error("cancelled by {}; exit plugin '{key}' {message}", signal.name())]
+    ExitLimit { signal: Signal, key: String, message: String },
     #[error("{0}")]
     Internal(String),
 }
@@ -48,6 +48,15 @@ impl Failure {
             Failure::Build(_) => (Some(Phase::Buildstep.name().to_owned()), Some(DOCKERBUILD.to_owned())),
             Failure::Plugin(p) => (Some(p.phase.name().to_owned()), Some(p.key.clone())),
             Failure::Cancelled(_) => (None, None),
+            Failure::ExitLimit { key, .. } => (Some(Phase::Exit.name().to_owned()), Some(key.clone())),
+        }
+    }
+
+    /// The signal that cancelled the build, when that is how it ended.
+    pub fn signal(&self) -> Option<Signal> {
+        match self {
+            Failure::Cancelled(signal) | Failure::ExitLimit { signal, .. } => Some(*signal),
+            _ => None,
         }
     }
 
@@ -57,7 +66,10 @@ impl Failure {
             return Outcome { status: Status::Succeeded, ..Default::default() };
         };
         let (failed_phase, failed_plugin) = failure.place();
-        let status = if matches!(failure, Failure::Cancelled(_)) { Status::Cancelled } else { Status::Failed };
+        let status = match failure.signal() {
+            Some(_) => Status::Cancelled,
+            None => Status::Failed,
+        };
         Outcome { status, failed_phase, failed_plugin, error: Some(failure.to_string()) }
     }
 }
@@ -107,15 +119,19 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
     session.state().outcome = Some(Failure::outcome(failure.as_ref()));
 
     // The exit plugins run to the end, but once the build is cancelled (before or during this
-    // phase) only for so long.
-    let exit_failure = tokio::select! {
-        done = run_phase(Phase::Exit, plan.phase(Phase::Exit), &session, true) => done.err().map(Failure::Plugin),
-        () = async {
-            cancel.cancelled().await;
-            tokio::time::sleep(EXIT_TIMEOUT).await;
-        } => Some(Failure::Internal(format!("the exit plugins did not finish within {} s of the cancellation", EXIT_TIMEOUT.as_secs()))),
+    // phase) only until the exit phase's limit: the runner abandons one still running then.
+    let exit_failure = run_phase(Phase::Exit, plan.phase(Phase::Exit), &session, true).await.err();
+    let hung = session
+        .state()
+        .runs
+        .iter()
+        .find(|run| run.phase == Phase::Exit && run.status == RunStatus::Abandoned)
+        .map(|run| (run.key.clone(), run.error.clone().unwrap_or_default()));
+    let failure = match (cancel.signal(), hung) {
+        // What ends the process now is the cancellation and the plugin that outlived its limit.
+        (Some(signal), Some((key, message))) => Some(Failure::ExitLimit { signal, key, message }),
+        _ => failure.or(exit_failure.map(Failure::Plugin)),
     };
-    let failure = failure.or(exit_failure);
     // An exit plugin's failure fails a build that had succeeded until then.
     session.state().outcome = Some(Failure::outcome(failure.as_ref()));
     {

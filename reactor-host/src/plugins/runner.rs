@@ -1,6 +1,8 @@
 //! Runs one phase's plugins in the order listed: each on a blocking thread (plugins may block),
 //! its args' special values filled in, its result kept under its key, a failure either tolerated
-//! (`is_allowed_to_fail`) or fatal.
+//! (`is_allowed_to_fail`) or fatal. Once the build is cancelled, a plugin that does not return
+//! in time is abandoned: after the grace period (`--cancel-grace`) outside the exit phase, at the
+//! exit phase's limit (`--exit-timeout`) within it.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -30,10 +32,17 @@ pub async fn run_phase(
     keep_going: bool,
 ) -> Result<(), PluginFailure> {
     session.state().phase = Some(phase);
+    let phase_started = Instant::now();
     let mut first_fatal = None;
     for planned in plugins {
         let key = &planned.plugin.manifest.key;
-        let Err(error) = invoke(phase, planned, session).await else {
+        let limit_over = phase == Phase::Exit
+            && session.cancel.exit_deadline(phase_started).is_some_and(|deadline| Instant::now() >= deadline);
+        if limit_over {
+            log::warn!("{phase} plugin '{key}' not run: the exit phase's limit (--exit-timeout) is over");
+            continue;
+        }
+        let Err(error) = invoke(phase, planned, session, phase_started).await else {
             continue;
         };
         if planned.allowed_to_fail() && error.kind != ErrorKind::Cancelled {
@@ -58,7 +67,7 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) ->
     let mut last_key = "buildstep".to_owned();
     for planned in plugins {
         let key = &planned.plugin.manifest.key;
-        match invoke(Phase::Buildstep, planned, session).await {
+        match invoke(Phase::Buildstep, planned, session, Instant::now()).await {
             Ok(_) if session.state().build_result.is_some() => return Ok(()),
             Ok(_) => {
                 let message =
@@ -83,10 +92,16 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) ->
     })
 }
 
-/// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`). Outside the
-/// exit phase, a plugin still running when the cancellation's grace period ends is abandoned:
-/// recorded as such, its thread left to itself, and the workflow goes on.
-async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -> Result<Value, PluginError> {
+/// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`). A plugin
+/// still running when the cancellation's grace period ends (outside the exit phase), or when the
+/// limit of the exit phase that began at `phase_started` ends, is abandoned: recorded as such,
+/// its thread left to itself, and the workflow goes on.
+async fn invoke(
+    phase: Phase,
+    planned: &PlannedPlugin,
+    session: &Arc<Session>,
+    phase_started: Instant,
+) -> Result<Value, PluginError> {
     let key = planned.plugin.manifest.key.clone();
     let args = fill_special_values(&planned.entry.args, &session.state());
     log::debug!(
@@ -100,21 +115,32 @@ async fn invoke(phase: Phase, planned: &PlannedPlugin, session: &Arc<Session>) -
     let running = tokio::task::spawn_blocking(move || plugin.invoke(host, phase, &args));
     let abandon = async {
         if phase == Phase::Exit {
-            std::future::pending::<()>().await;
+            session.cancel.exit_limit_over(phase_started).await
+        } else {
+            session.cancel.grace_over().await
         }
-        session.cancel.grace_over().await;
     };
     let outcome = tokio::select! {
         joined = running => Some(joined.unwrap_or_else(|e| Err(PluginError::with_kind(ErrorKind::Panicked, e)))),
-        () = abandon => None,
+        signal = abandon => {
+            log::debug!("{phase} plugin '{key}' still running after {}", signal.name());
+            None
+        }
     };
     let duration = clock.elapsed();
     let Some(outcome) = outcome else {
         planned.plugin.abandon();
-        let message = format!(
-            "abandoned: still running {:.0} s after the cancellation (--cancel-grace)",
-            session.cancel.grace.as_secs_f64()
-        );
+        let message = if phase == Phase::Exit {
+            format!(
+                "abandoned: still running at the exit phase's limit, {} s after the cancellation (--exit-timeout)",
+                session.cancel.exit_timeout.as_secs_f64()
+            )
+        } else {
+            format!(
+                "abandoned: still running {:.0} s after the cancellation (--cancel-grace)",
+                session.cancel.grace.as_secs_f64()
+            )
+        };
         log::warn!("{phase} plugin '{key}' {message}");
         let error = PluginError::with_kind(ErrorKind::Cancelled, &message);
         let run = PluginRun {
