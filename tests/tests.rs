@@ -17,6 +17,7 @@ mod context;
 mod engine;
 mod errors;
 mod fault_source;
+mod fault_network;
 mod git_transports;
 mod isolation;
 mod overlay;
