@@ -144,6 +144,11 @@ pub struct LogRecord {
 
 /// Sets the fake's cancellation flag from anywhere, for instance from a scripted answer, to
 /// cancel the build while the plugin runs. Get one from [`FakeHost::cancel_switch`].
+///
+/// A network plugin's test hands it to the thread of a test server that accepts the plugin's
+/// connection and never answers: the server cancels once the plugin has connected, and the test
+/// checks that the plugin returns an [`ErrorKind::Cancelled`] error instead of waiting for its
+/// timeout (docs/writing-plugins.md, `logs_submitter`'s `a_cancelled_build_abandons_a_post_that_waits`).
 #[derive(Clone, Debug, Default)]
 pub struct CancelSwitch(Arc<AtomicBool>);
 
