@@ -417,7 +417,7 @@ fn a_webhook_that_does_not_answer_fails_the_plugin_at_its_timeout_and_the_exit_p
     assert!(elapsed < Duration::from_secs(30), "{elapsed:?}");
     assert_eq!(silent.connections(), 1, "the webhook was reached");
     // The webhook's URL is a secret arg: never shown.
-    let error = "POST ***: no answer within 1.5 s (timeout)";
+    let error = "POST ***: no answer within 1.5 s (the 'timeout' arg): check the server, or raise 'timeout'";
     assert!(!built.run.stderr.contains(&silent.url), "{}", built.run.stderr);
     assert_eq!(result_in(&built.doc, "exit", "notify_webhook"), json!({"error": error, "kind": "failed"}));
     assert!(

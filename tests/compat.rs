@@ -149,7 +149,7 @@ fn this_reactors_plugins_run_in_a_host_of_the_previous_protocol_minor() {
     // The seed's plugin loads and runs (its args are wrong for it, and it says so).
     let (code, lines, stderr) = run(&plugin("logs_submitter"));
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(lines[0]["error"]["message"], "invalid args: unknown field `from`, expected `url`");
+    assert_eq!(lines[0]["error"]["message"], "invalid args: unknown field `from`, expected `url` or `timeout`");
     // A plugin that may use a 1.1 feature gets an `unsupported` error from it, naming the release.
     let (code, lines, stderr) = run(&plugin("test_plugins"));
     assert_eq!(code, Some(0), "{stderr}");
