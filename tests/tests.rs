@@ -12,6 +12,7 @@ mod builtins_labels;
 mod builtins_push;
 mod builtins_run;
 mod cancel;
+mod catalogue;
 mod compat;
 mod context;
 mod engine;

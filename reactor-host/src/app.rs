@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::build_json;
 use crate::cancel::Cancel;
-use crate::cli::{Build, Cli, Command, NewPlugin, Plugins, RunArgs};
+use crate::cli::{Build, Cli, Command, NewPlugin, Plugins};
 use crate::package;
 use crate::plugins::discover::{self, Purpose, Scan, Sources};
 use crate::plugins::load::LoadError;
@@ -33,6 +33,8 @@ pub mod exit {
     /// directory share a key, a `--plugin-dir` does not exist, or a file holding a plugin the
     /// build uses did not load.
     pub const PLUGIN_LOAD: u8 = 3;
+    /// The build succeeded, but the result document (`--metadata-file`) could not be written.
+    pub const RESULT_NOT_WRITTEN: u8 = 4;
     // Cancellation exits 130 (SIGINT) or 143 (SIGTERM): see `cancel::Signal::exit_code`.
 }
 
@@ -148,9 +150,12 @@ fn plugin_new(new: NewPlugin) -> ExitCode {
 /// `reactor build json|git|path`.
 fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     let started = SystemTime::now();
+    let mut build_json_file = None;
     let (origin, request, run) = match build {
-        Build::Json { file, substitute, run } => {
-            (file.display().to_string(), build_json::load(&file, &substitute), run)
+        Build::Json { file, substitute, strict, run } => {
+            let request = build_json::load(&file, &substitute, build_json::LoadOptions { strict });
+            build_json_file = Some(file);
+            (build_json_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(), request, run)
         }
         Build::Git { uri, commit, source, run } => {
             let mut spec = json!({"provider": "git", "uri": uri});
@@ -181,10 +186,14 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
         errors.extend(dir_errors.into_iter().map(LoadError::Discovery));
         loaded = Err(errors);
     }
+    let metadata_problems = metadata_file_problems(run.metadata_file.as_deref(), build_json_file.as_deref());
     let request = match (request, loaded) {
-        (Ok(request), Ok(())) => request,
+        (Ok(request), Ok(())) if metadata_problems.is_empty() => request,
         (request, loaded) => {
             let mut problems: Vec<String> = request.err().map(|e| e.to_string()).into_iter().collect();
+            // A refused --metadata-file is not written: it may be the build.json.
+            let metadata_file = run.metadata_file.as_deref().filter(|_| metadata_problems.is_empty());
+            problems.extend(metadata_problems);
             let code = match loaded {
                 Ok(()) => exit::INVALID_INPUT,
                 Err(errors) => {
@@ -192,7 +201,7 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
                     exit::PLUGIN_LOAD
                 }
             };
-            return refuse(&origin, &problems, &registry, code, &run, started);
+            return refuse(&origin, &problems, &registry, code, metadata_file, started);
         }
     };
     let plan = match Plan::resolve(&request, &registry) {
@@ -204,7 +213,7 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
                 .iter()
                 .any(|e| e.required && registry.get(&e.name).is_none() && registry.why_unavailable(&e.name).is_some());
             let code = if unloaded { exit::PLUGIN_LOAD } else { exit::INVALID_INPUT };
-            return refuse(&origin, &problems, &registry, code, &run, started);
+            return refuse(&origin, &problems, &registry, code, run.metadata_file.as_deref(), started);
         }
     };
 
@@ -254,13 +263,35 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
             signal.exit_code()
         }
         Some(failure) => {
-            log::error!("build failed: {failure}");
+            // The error itself was logged where it happened, before the exit plugins ran: this
+            // line only says how the build ended.
+            let (phase, plugin) = failure.place();
+            let place = match (phase, plugin) {
+                (Some(phase), Some(plugin)) => format!(" (phase {phase}, '{plugin}')"),
+                (Some(phase), None) => format!(" (phase {phase})"),
+                _ => String::new(),
+            };
+            log::error!("build of {} failed{place}", request.image);
             exit::FAILED
         }
     };
+    let mut code = code;
     if let Some(path) = &run.metadata_file {
         let doc = ResultDocument::finished(&request, &registry, &finished, code, started);
-        write_metadata(path, &doc);
+        if let Err(e) = doc.write(path) {
+            // A CI reading the document must not take its absence for success.
+            if code == exit::SUCCESS {
+                code = exit::RESULT_NOT_WRITTEN;
+                log::error!(
+                    "the build succeeded, but the result document cannot be written to {}: {e} (exit {code})",
+                    path.display()
+                );
+            } else {
+                log::error!("cannot write --metadata-file {}: {e}", path.display());
+            }
+        } else {
+            log::debug!("wrote the result document to {}", path.display());
+        }
     }
     if matches!(finished.failure, Some(Failure::ExitLimit { .. })) {
         // An abandoned exit plugin still runs on a thread of its own, and may hold what an
@@ -270,27 +301,51 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// What makes `--metadata-file` unusable, found before anything runs: a directory, or the
+/// build.json itself (which the document would overwrite).
+fn metadata_file_problems(
+    metadata_file: Option<&std::path::Path>,
+    build_json: Option<&std::path::Path>,
+) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let Some(path) = metadata_file else { return Vec::new() };
+    let Ok(meta) = std::fs::metadata(path) else { return Vec::new() };
+    if meta.is_dir() {
+        return vec![format!(
+            "--metadata-file {}: is a directory; name a file, e.g. {}",
+            path.display(),
+            path.join("result.json").display()
+        )];
+    }
+    let same = build_json
+        .and_then(|b| std::fs::metadata(b).ok())
+        .is_some_and(|b| b.dev() == meta.dev() && b.ino() == meta.ino());
+    if same {
+        return vec![format!(
+            "--metadata-file {}: is the build.json itself, which the result document would overwrite; name another file",
+            path.display()
+        )];
+    }
+    Vec::new()
+}
+
 /// Reports problems found before anything ran, writes the result document, returns `code`.
 fn refuse(
     origin: &str,
     problems: &[String],
     registry: &Registry,
     code: u8,
-    run: &RunArgs,
+    metadata_file: Option<&std::path::Path>,
     started: SystemTime,
 ) -> ExitCode {
     for problem in problems {
         log::error!("{problem}");
     }
-    if let Some(path) = &run.metadata_file {
-        write_metadata(path, &ResultDocument::refused(origin, problems, registry, code, started));
+    if let Some(path) = metadata_file {
+        let doc = ResultDocument::refused(origin, problems, registry, code, started);
+        if let Err(e) = doc.write(path) {
+            log::error!("cannot write --metadata-file {}: {e}", path.display());
+        }
     }
     ExitCode::from(code)
-}
-
-fn write_metadata(path: &std::path::Path, doc: &ResultDocument) {
-    match doc.write(path) {
-        Ok(()) => log::debug!("wrote the result document to {}", path.display()),
-        Err(e) => log::error!("cannot write --metadata-file {}: {e}", path.display()),
-    }
 }

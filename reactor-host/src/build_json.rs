@@ -15,6 +15,20 @@ use serde_json::Value;
 use crate::cli::SourceArgs;
 use crate::source::{Provider, SourceSpec};
 
+mod duplicates;
+mod names;
+mod suggest;
+
+pub use suggest::did_you_mean;
+
+/// How strictly a build.json is read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoadOptions {
+    /// Make what is otherwise a warning about the file an error (`--strict`, for CI): unknown
+    /// top-level keys, duplicate keys, a byte-order mark.
+    pub strict: bool,
+}
+
 /// The schema every build.json is checked against.
 pub const SCHEMA: &str = include_str!("../../schemas/build.json");
 
@@ -33,6 +47,20 @@ pub struct BuildRequest {
     pub plugins: BTreeMap<Phase, Vec<PluginEntry>>,
     /// What the file says of registries, from which the plan adds default plugins.
     pub registries: Registries,
+    /// The plugin args `--substitute PHASE_plugins.NAME.ARG=…` added (rather than changed): the
+    /// plan checks each against its plugin's args schema, which is known only once plugins load.
+    pub substituted_args: Vec<SubstitutedArg>,
+}
+
+/// A plugin arg a `--substitute` added to an entry that did not have it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SubstitutedArg {
+    pub phase: Phase,
+    /// The entry's index in its phase's list.
+    pub index: usize,
+    pub arg: String,
+    /// The `--substitute` as given, for the message.
+    pub given: String,
 }
 
 /// atomic-reactor's registry settings of a build.json.
@@ -140,6 +168,9 @@ struct RawProviderParams {
 /// never ends (`/dev/zero`, a pipe left open) can cost.
 const MAX_BUILD_JSON_BYTES: u64 = 16 * 1024 * 1024;
 
+/// The UTF-8 byte-order mark some Windows editors put at the start of a file.
+const UTF8_BOM: &str = "\u{feff}";
+
 /// The file's text, refused past [`MAX_BUILD_JSON_BYTES`].
 fn read_capped(path: &Path) -> Result<String, String> {
     use std::io::Read;
@@ -149,31 +180,74 @@ fn read_capped(path: &Path) -> Result<String, String> {
     if bytes.len() as u64 > MAX_BUILD_JSON_BYTES {
         return Err(format!("it is larger than {} MiB; is it the right file?", MAX_BUILD_JSON_BYTES >> 20));
     }
+    if bytes.starts_with(&[0xff, 0xfe]) || bytes.starts_with(&[0xfe, 0xff]) {
+        return Err("it is UTF-16 text (it starts with a UTF-16 byte-order mark): save it as UTF-8".to_owned());
+    }
     String::from_utf8(bytes).map_err(|e| format!("not UTF-8 text: {e}"))
 }
 
-/// Reads and validates the build.json at `path`, after applying `substitutions` (`KEY=VALUE`).
-pub fn load(path: &Path, substitutions: &[String]) -> Result<BuildRequest, Error> {
+/// Reads and validates the build.json at `path`, after applying `substitutions` (`KEY=VALUE`),
+/// as strictly as `options` say.
+pub fn load(path: &Path, substitutions: &[String], options: LoadOptions) -> Result<BuildRequest, Error> {
     let file = path.display().to_string();
     let text = read_capped(path).map_err(|reason| Error::Read { file: file.clone(), reason })?;
+    // What is wrong with the text but does not stop it being read: warnings, or under --strict
+    // problems reported with the others.
+    let mut notes = Vec::new();
+    // A BOM carries nothing in UTF-8; JSON parsers (Python's too) stumble on it, but the file is
+    // otherwise what the user meant, so it is read without it and the user told.
+    let text = match text.strip_prefix(UTF8_BOM) {
+        Some(rest) => {
+            notes.push("the file starts with a UTF-8 byte-order mark (BOM), which is not JSON: save the file as UTF-8 without BOM".to_owned());
+            rest
+        }
+        None => text.as_str(),
+    };
     let value: Value =
-        serde_json::from_str(&text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
+        serde_json::from_str(text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
+    notes.extend(duplicates::find(text).iter().map(ToString::to_string));
     let base_dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    from_value(value, &file, base_dir, substitutions)
+    if !options.strict {
+        for note in &notes {
+            log::warn!("{file}: {note}");
+        }
+        return from_value_with(value, &file, base_dir, substitutions, options);
+    }
+    let mut notes: Vec<String> = notes.into_iter().map(|note| format!("{note} (--strict)")).collect();
+    match from_value_with(value, &file, base_dir, substitutions, options) {
+        Ok(request) if notes.is_empty() => Ok(request),
+        Ok(_) => Err(Error::Invalid { file, problems: notes }),
+        Err(Error::Invalid { file, problems }) => {
+            notes.extend(problems);
+            Err(Error::Invalid { file, problems: notes })
+        }
+        Err(other) => Err(other),
+    }
 }
-
 /// Validates a build request given as JSON; `origin` names it in messages.
 pub fn from_value(
-    mut value: Value,
+    value: Value,
     origin: &str,
     base_dir: PathBuf,
     substitutions: &[String],
 ) -> Result<BuildRequest, Error> {
+    from_value_with(value, origin, base_dir, substitutions, LoadOptions::default())
+}
+
+/// [`from_value`], as strictly as `options` say.
+pub fn from_value_with(
+    mut value: Value,
+    origin: &str,
+    base_dir: PathBuf,
+    substitutions: &[String],
+    options: LoadOptions,
+) -> Result<BuildRequest, Error> {
+    let mut substituted_args = Vec::new();
     for substitution in substitutions {
-        substitute(&mut value, substitution)?;
+        substituted_args.extend(substitute(&mut value, substitution)?);
     }
     // A top-level null means "not given", as atomic-reactor's None arguments did (and as
     // `--substitute key=none` can unset a key).
@@ -186,9 +260,14 @@ pub fn from_value(
     if !problems.is_empty() {
         return Err(invalid(problems));
     }
+    // Past the schema, every problem is found before any is reported.
+    let mut problems = names::registry_problems(&value);
     let raw: RawBuildJson = serde_json::from_value(value).map_err(|e| invalid(vec![e.to_string()]))?;
+    if let Some(problem) = names::image_problem(&raw.image) {
+        problems.push(describe("/image", &problem));
+    }
 
-    let source = match (raw.source, raw.git_url) {
+    let (source, dockerfile_pointer) = match (raw.source, raw.git_url) {
         (Some(_), Some(_)) => {
             return Err(invalid(vec!["give either `source` or the older `git_url`, not both".to_owned()]))
         }
@@ -198,21 +277,30 @@ pub fn from_value(
                 .to_owned(),
         ]))
         }
-        (Some(s), None) => SourceSpec {
-            provider: if s.provider == "git" { Provider::Git } else { Provider::Path },
-            uri: s.uri,
-            commit: s.provider_params.git_commit,
-            dockerfile_path: s.dockerfile_path,
-            submodules: s.submodules,
-        },
-        (None, Some(url)) => SourceSpec {
-            provider: Provider::Git,
-            uri: url,
-            commit: raw.git_commit,
-            dockerfile_path: raw.git_dockerfile_path,
-            submodules: false,
-        },
+        (Some(s), None) => (
+            SourceSpec {
+                provider: if s.provider == "git" { Provider::Git } else { Provider::Path },
+                uri: s.uri,
+                commit: s.provider_params.git_commit,
+                dockerfile_path: s.dockerfile_path,
+                submodules: s.submodules,
+            },
+            "/source/dockerfile_path",
+        ),
+        (None, Some(url)) => (
+            SourceSpec {
+                provider: Provider::Git,
+                uri: url,
+                commit: raw.git_commit,
+                dockerfile_path: raw.git_dockerfile_path,
+                submodules: false,
+            },
+            "/git_dockerfile_path",
+        ),
     };
+    if let Some(problem) = source.dockerfile_path.as_deref().and_then(dockerfile_path_problem) {
+        problems.push(describe(dockerfile_pointer, &problem));
+    }
 
     let mut plugins = BTreeMap::new();
     for phase in Phase::ALL {
@@ -229,12 +317,46 @@ pub fn from_value(
         parent_insecure: raw.parent_registry_insecure,
         dont_pull_base_image: raw.dont_pull_base_image,
     };
-    for key in raw.rest.keys() {
-        if !is_known_key(key) {
-            log::warn!("{origin}: ignoring unknown key `{key}`");
+    for key in raw.rest.keys().filter(|key| !is_known_key(key)) {
+        let near = suggest::did_you_mean(key, known_keys());
+        if options.strict {
+            problems.push(describe(&format!("/{}", pointer_step(key)), &format!("unknown key{near} (--strict)")));
+        } else {
+            log::warn!("{origin}: ignoring unknown key `{key}`{near}");
         }
     }
-    Ok(BuildRequest { origin: origin.to_owned(), base_dir, image: raw.image, source, plugins, registries })
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    Ok(BuildRequest {
+        origin: origin.to_owned(),
+        base_dir,
+        image: raw.image,
+        source,
+        plugins,
+        registries,
+        substituted_args,
+    })
+}
+
+/// Why `dockerfile_path` cannot be used, before anything is fetched: it is taken inside the
+/// source, so it must be relative and stay there.
+fn dockerfile_path_problem(dockerfile_path: &str) -> Option<String> {
+    use std::path::Component;
+    let path = Path::new(dockerfile_path);
+    if path.is_absolute() {
+        return Some(format!(
+            "'{dockerfile_path}' is absolute: give the Dockerfile (or its directory) relative to the source's root, e.g. \"docker/\""
+        ));
+    }
+    path.components().any(|c| c == Component::ParentDir).then(|| {
+        format!("'{dockerfile_path}' has '..': the Dockerfile must be inside the source; give a path below its root")
+    })
+}
+
+/// A key as a step of a JSON pointer (RFC 6901).
+fn pointer_step(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 /// The build request that `build git`/`build path` flags stand for: the build.json they describe,
@@ -261,8 +383,10 @@ pub fn from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequ
 /// Applies one `--substitute KEY=VALUE`, as atomic-reactor's `process_substitutions` did:
 /// `PHASE_plugins.NAME.ARG=v` sets an arg of the plugin `NAME` listed once in that phase; any
 /// other dotted key walks into (or creates) nested objects. `true`, `false` and `none` (any
-/// case) become booleans and null.
-fn substitute(value: &mut Value, substitution: &str) -> Result<(), Error> {
+/// case) become booleans and null. Unlike atomic-reactor, a path that is neither in the file nor
+/// in its schema is refused, so that a typo does not silently add a key. Returns the plugin arg it
+/// added, which the plan checks against the plugin's schema.
+fn substitute(value: &mut Value, substitution: &str) -> Result<Option<SubstitutedArg>, Error> {
     let fail = |why: &str| Error::Substitute(format!("{substitution}: {why}"));
     let (key, raw) = substitution.split_once('=').ok_or_else(|| fail("expected KEY=VALUE"))?;
     let new = match raw.to_ascii_lowercase().as_str() {
@@ -275,36 +399,79 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<(), Error> {
     if parts.iter().any(|p| p.is_empty()) {
         return Err(fail("empty key"));
     }
-    let is_phase_list = Phase::ALL.iter().any(|p| p.build_json_key() == parts[0]);
-    if is_phase_list && parts.len() == 3 {
+    let phase = Phase::ALL.into_iter().find(|p| p.build_json_key() == parts[0]);
+    if let (Some(phase), 3) = (phase, parts.len()) {
         let (list, name, arg) = (parts[0], parts[1], parts[2]);
         let entries = value
             .get_mut(list)
             .and_then(Value::as_array_mut)
             .ok_or_else(|| fail(&format!("the build has no `{list}` list")))?;
-        let mut matching: Vec<&mut Value> =
-            entries.iter_mut().filter(|e| e.get("name").and_then(Value::as_str) == Some(name)).collect();
-        if matching.len() != 1 {
+        let matching: Vec<usize> =
+            (0..entries.len()).filter(|&i| entries[i].get("name").and_then(Value::as_str) == Some(name)).collect();
+        let [index] = matching[..] else {
+            let listed: Vec<&str> = entries.iter().filter_map(|e| e.get("name").and_then(Value::as_str)).collect();
+            let near = if matching.is_empty() { suggest::did_you_mean(name, listed) } else { String::new() };
             return Err(fail(&format!(
-                "plugin '{name}' is listed {} times in `{list}`; it must be listed once",
+                "plugin '{name}' is listed {} times in `{list}`; it must be listed once{near}",
                 matching.len()
             )));
-        }
-        let entry = matching.remove(0).as_object_mut().ok_or_else(|| fail("the plugin entry is not an object"))?;
+        };
+        let entry = entries[index].as_object_mut().ok_or_else(|| fail("the plugin entry is not an object"))?;
         let args = entry.entry("args").or_insert_with(|| Value::Object(Default::default()));
-        args.as_object_mut().ok_or_else(|| fail("the plugin's args are not an object"))?.insert(arg.to_owned(), new);
-        return Ok(());
+        let args = args.as_object_mut().ok_or_else(|| fail("the plugin's args are not an object"))?;
+        let added = !args.contains_key(arg);
+        args.insert(arg.to_owned(), new);
+        return Ok(added.then(|| SubstitutedArg { phase, index, arg: arg.to_owned(), given: substitution.to_owned() }));
     }
+    let schema = schema().map_err(|e| fail(&e))?;
+    // The schema's node for where the walk is; `None` once it leaves what the schema describes.
+    let mut node = Some(schema);
     let mut at = value;
     for (i, part) in parts.iter().enumerate() {
         let object = at.as_object_mut().ok_or_else(|| fail(&format!("`{}` is not an object", parts[..i].join("."))))?;
+        let properties = node.map(|n| resolve(schema, n)).and_then(|n| n.get("properties")).and_then(Value::as_object);
+        if !object.contains_key(*part) {
+            // An object the schema lists the keys of takes only those; one it leaves open
+            // (plugin args) takes any.
+            if let Some(properties) = properties.filter(|p| !p.contains_key(*part)) {
+                let mut known: Vec<&str> = properties.keys().map(String::as_str).collect();
+                known.extend(object.keys().map(String::as_str));
+                let prefix = parts[..i].iter().map(|p| format!("{p}.")).collect::<String>();
+                let near = suggest::nearest(part, known)
+                    .map(|near| format!(" (did you mean `{prefix}{near}`?)"))
+                    .unwrap_or_default();
+                return Err(fail(&format!(
+                    "`{}` is neither in the build.json nor in its schema{near}",
+                    parts[..=i].join(".")
+                )));
+            }
+        }
+        node = properties.and_then(|p| p.get(*part));
         if i + 1 == parts.len() {
             object.insert((*part).to_owned(), new);
-            return Ok(());
+            return Ok(None);
         }
         at = object.entry(*part).or_insert_with(|| Value::Object(Default::default()));
     }
-    Ok(())
+    Ok(None)
+}
+
+/// `node` with a `$ref` into the schema's own `$defs` followed.
+fn resolve<'a>(schema: &'a Value, node: &'a Value) -> &'a Value {
+    node.get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix('#'))
+        .and_then(|pointer| schema.pointer(pointer))
+        .unwrap_or(node)
+}
+
+/// The top-level keys of the schema.
+fn known_keys() -> Vec<&'static str> {
+    schema()
+        .ok()
+        .and_then(|s| s["properties"].as_object())
+        .map(|p| p.keys().map(String::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Keys reactor reads, or accepts for compatibility.
@@ -443,7 +610,7 @@ mod tests {
     #[test]
     fn yes_no_fields_take_atomic_reactors_string_spelling() {
         let r = parse_str(
-            r#"{"image": "x", "git_url": "g", "target_registries": ["r"], "target_registries_insecure": "True",
+            r#"{"image": "x", "git_url": "g", "target_registries": ["r:5000"], "target_registries_insecure": "True",
             "parent_registry_insecure": "false", "dont_pull_base_image": true}"#,
         )
         .expect("valid");
@@ -456,10 +623,10 @@ mod tests {
 
     #[test]
     fn registry_settings_are_kept_for_the_plan() {
-        let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r1:5000", "r2"], "target_registries_insecure": true,
+        let r = parse_str(r#"{"image": "x", "git_url": "g", "target_registries": ["r1:5000", "r2.example"], "target_registries_insecure": true,
             "parent_registry": "p:5000", "postbuild_plugins": []}"#).expect("valid");
         let expected = Registries {
-            target: vec!["r1:5000".into(), "r2".into()],
+            target: vec!["r1:5000".into(), "r2.example".into()],
             target_insecure: true,
             parent: Some("p:5000".into()),
             ..Default::default()
@@ -488,5 +655,99 @@ mod tests {
         assert!(err.contains("/source: required"), "{err}");
         let err = parse_str(r#"{"git_url": "x"}"#).expect_err("no image").to_string();
         assert!(err.contains("/: \"image\" is a required property"), "{err}");
+    }
+
+    fn load_text(text: &[u8], substitutions: &[&str], strict: bool) -> Result<BuildRequest, Error> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("build.json");
+        std::fs::write(&path, text).expect("write");
+        let substitutions: Vec<String> = substitutions.iter().map(|s| s.to_string()).collect();
+        load(&path, &substitutions, LoadOptions { strict })
+    }
+
+    #[test]
+    fn image_names_and_registries_are_checked_with_their_pointers_all_at_once() {
+        let err = parse_str(
+            r#"{"image": "My App:1", "git_url": "g", "git_dockerfile_path": "/abs", "target_registries": ["ok:5000", "nodot"],
+            "postbuild_plugins": [{"name": "tag_and_push", "args": {"registries": {"http://r.example": {}}}}]}"#,
+        )
+        .expect_err("invalid")
+        .to_string();
+        assert!(err.contains("/image: 'My App:1' is not a valid image reference"), "{err}");
+        assert!(err.contains("remove the spaces"), "{err}");
+        assert!(err.contains("/target_registries/1: 'nodot' is not a registry"), "{err}");
+        assert!(err.contains("/postbuild_plugins/0/args/registries/http:~1~1r.example: 'http://r.example' is not a registry: drop the scheme"), "{err}");
+        assert!(err.contains("/git_dockerfile_path: '/abs' is absolute"), "{err}");
+    }
+
+    #[test]
+    fn a_dockerfile_path_leaving_the_source_is_refused() {
+        for (path, words) in [("../x", "has '..'"), ("a/../../b/", "has '..'"), ("/etc/", "is absolute")] {
+            let text = format!(
+                r#"{{"image": "x", "source": {{"provider": "git", "uri": "r", "dockerfile_path": "{path}"}}}}"#
+            );
+            let err = parse_str(&text).expect_err(path).to_string();
+            assert!(err.contains(&format!("/source/dockerfile_path: '{path}' {words}")), "{err}");
+        }
+        assert!(parse_str(r#"{"image": "x", "source": {"provider": "git", "uri": "r", "dockerfile_path": "a/..b/"}}"#)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_substitution_outside_the_file_and_its_schema_is_refused_with_a_suggestion() {
+        let build = r#"{"image": "x", "source": {"provider": "git", "uri": "g"}, "custom": {}, "prebuild_plugins": [{"name": "a"}]}"#;
+        let err = parse_with(build, &["source.provider_params.git_comit=v2"]).expect_err("typo").to_string();
+        assert_eq!(
+            err,
+            "--substitute source.provider_params.git_comit=v2: `source.provider_params.git_comit` is neither in the build.json nor in its schema (did you mean `source.provider_params.git_commit`?)"
+        );
+        let err = parse_with(build, &["fooboo_plugins.x.y=1"]).expect_err("unknown").to_string();
+        assert!(err.contains("`fooboo_plugins` is neither in the build.json nor in its schema"), "{err}");
+        assert!(!err.contains("did you mean"), "{err}");
+        let err = parse_with(build, &["imgae=y"]).expect_err("typo").to_string();
+        assert!(err.ends_with("(did you mean `image`?)"), "{err}");
+        let err = parse_with(build, &["prebuild_plugins.b.x=1"]).expect_err("not listed").to_string();
+        assert!(err.contains("plugin 'b' is listed 0 times"), "{err}");
+        // In the file, in the schema, or somewhere the schema leaves open: accepted.
+        let r = parse_with(
+            build,
+            &[
+                "source.provider_params.git_commit=v2",
+                "custom.anything.deep=1",
+                "parent_registry=p:5000",
+                "prebuild_plugins.a.new=1",
+            ],
+        )
+        .expect("valid");
+        assert_eq!(r.source.commit.as_deref(), Some("v2"));
+        assert_eq!(
+            r.substituted_args,
+            vec![SubstitutedArg {
+                phase: Phase::Prebuild,
+                index: 0,
+                arg: "new".into(),
+                given: "prebuild_plugins.a.new=1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_fail_under_strict() {
+        let text = br#"{"image": "x", "git_url": "g", "postbild_plugins": []}"#;
+        assert!(load_text(text, &[], false).is_ok());
+        let err = load_text(text, &[], true).expect_err("strict").to_string();
+        assert!(err.contains("/postbild_plugins: unknown key (did you mean `postbuild_plugins`?) (--strict)"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_and_a_bom_are_warnings_and_errors_under_strict() {
+        let text = "\u{feff}{\"image\": \"x\",\n \"image\": \"y\", \"git_url\": \"g\"}".as_bytes();
+        let r = load_text(text, &[], false).expect("read without the BOM");
+        assert_eq!(r.image, "y");
+        let err = load_text(text, &[], true).expect_err("strict").to_string();
+        assert!(err.contains("byte-order mark (BOM)"), "{err}");
+        assert!(err.contains("/image: line 2: the key \"image\" is given again (first on line 1)"), "{err}");
+        let err = load_text(&[0xff, 0xfe, b'{', 0], &[], false).expect_err("utf-16").to_string();
+        assert!(err.contains("UTF-16"), "{err}");
     }
 }

@@ -184,6 +184,11 @@ pub enum Build {
         #[arg(long, value_name = "KEY=VALUE")]
         substitute: Vec<String>,
 
+        /// Refuse the build.json (exit 2) for what is otherwise only a warning: unknown top-level
+        /// keys, a key given twice in one object, a byte-order mark. For CI.
+        #[arg(long)]
+        strict: bool,
+
         #[command(flatten)]
         run: RunArgs,
     },

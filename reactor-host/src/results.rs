@@ -214,19 +214,26 @@ impl ResultDocument {
         doc
     }
 
-    /// Writes the document to `path` (creating its directory), through a temporary file so a
-    /// reader never sees half a document.
+    /// Writes the document to `path` (creating its directory), through a temporary file in the
+    /// same directory so a reader never sees half a document; the temporary file is removed when
+    /// the write or the rename fails (a `path` that is a directory, a full disk).
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
         // A URL's password (a git URI's, a plugin arg's) and a secret arg never reach the
         // document; redacted in the values, not the JSON text, so an escaped secret is found too.
         let mut value = serde_json::to_value(self).map_err(std::io::Error::other)?;
         crate::secrets::redact_value(&mut value);
         let text = serde_json::to_string_pretty(&value).map_err(std::io::Error::other)?;
-        let partial = path.with_extension("partial");
-        std::fs::write(&partial, text + "\n")?;
-        std::fs::rename(&partial, path)
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut partial = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".partial").tempfile_in(dir)?;
+        partial.write_all(text.as_bytes())?;
+        partial.write_all(b"\n")?;
+        // As readable as a file written the usual way (tempfile makes it private).
+        partial.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        partial.persist(path).map_err(|e| e.error)?;
+        Ok(())
     }
 }

@@ -103,6 +103,10 @@ impl Plan {
                     ));
                     continue;
                 }
+                if let Some(problem) = substituted_arg_problem(request, phase, index, &plugin.manifest) {
+                    problems.push(format!("{place}/args: {problem} (plugin '{}')", entry.name));
+                    continue;
+                }
                 let arg_problems = args_problems(&plugin.manifest, &entry.args);
                 if !arg_problems.is_empty() {
                     for (pointer, problem) in arg_problems {
@@ -265,6 +269,19 @@ fn default_entries(phase: Phase, registries: &Registries) -> Vec<PluginEntry> {
         },
         _ => Vec::new(),
     }
+}
+
+/// Why an arg that a `--substitute` added to entry `index` of `phase` is not one the plugin
+/// takes, with the nearest it does take; `None` when it is, or when its schema lists no args
+/// (it then takes any).
+fn substituted_arg_problem(request: &BuildRequest, phase: Phase, index: usize, manifest: &Manifest) -> Option<String> {
+    let properties = manifest.args_schema.get("properties").and_then(Value::as_object)?;
+    let added = request
+        .substituted_args
+        .iter()
+        .find(|s| s.phase == phase && s.index == index && !properties.contains_key(&s.arg))?;
+    let near = crate::build_json::did_you_mean(&added.arg, properties.keys().map(String::as_str));
+    Some(format!("--substitute {}: the plugin has no arg `{}`{near}", added.given, added.arg))
 }
 
 /// How `args` break the manifest's schema, as (pointer within args, problem). A problem never

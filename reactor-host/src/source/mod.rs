@@ -131,6 +131,8 @@ pub enum Error {
     Overlay { path: String, reason: String },
     #[error("dockerfile_path '{0}' points outside the source; give a path inside it")]
     OutsideSource(String),
+    #[error("the Dockerfile {shown} is outside the source: {link} is a symlink to {target} ({real}); make it a file or a link inside the source")]
+    DockerfileLinkOutside { shown: String, link: String, target: String, real: String },
     #[error("Dockerfile '{0}' doesn't exist in the source (check dockerfile_path)")]
     NoDockerfile(String),
     #[error("fetching the source was cancelled")]
@@ -315,7 +317,19 @@ pub fn locate_dockerfile(root: &Path, dockerfile_path: &str) -> Result<PathBuf, 
         return Err(Error::NoDockerfile(shown));
     };
     if !real_file.starts_with(&real_root) {
-        return Err(Error::OutsideSource(dockerfile_path.to_owned()));
+        // Name the link as it is written (the file or a directory on its way), not the (maybe
+        // empty) dockerfile_path that led to it.
+        let mut at = root.to_path_buf();
+        let mut link = None;
+        for step in file.strip_prefix(root).unwrap_or(&file).components() {
+            at.push(step);
+            if let Ok(target) = std::fs::read_link(&at) {
+                link = Some((at.strip_prefix(root).unwrap_or(&at).display().to_string(), target.display().to_string()));
+                break;
+            }
+        }
+        let (link, target) = link.unwrap_or_else(|| (shown.clone(), real_file.display().to_string()));
+        return Err(Error::DockerfileLinkOutside { shown, link, target, real: real_file.display().to_string() });
     }
     Ok(file)
 }
@@ -426,5 +440,18 @@ mod tests {
         std::os::unix::fs::symlink("/", t.path().join("out")).expect("symlink");
         std::fs::create_dir_all(t.path().join("x")).expect("mkdir");
         assert!(locate_dockerfile(t.path(), "out/tmp/").is_err());
+        // A Dockerfile linked out of the source is named with its link, whatever led to it.
+        let outside = tree(&["Dockerfile"]);
+        let linked = tree(&[]);
+        std::os::unix::fs::symlink(outside.path().join("Dockerfile"), linked.path().join("Dockerfile"))
+            .expect("symlink");
+        let err = locate_dockerfile(linked.path(), "").expect_err("outside").to_string();
+        let target = outside.path().join("Dockerfile").display().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "the Dockerfile Dockerfile is outside the source: Dockerfile is a symlink to {target} ("
+            )),
+            "{err}"
+        );
     }
 }
