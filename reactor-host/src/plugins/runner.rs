@@ -72,7 +72,10 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) ->
             Ok(_) => {
                 let message =
                     "returned without building (a builder must build, set a build result, or decline)".to_owned();
-                return Err(PluginFailure { phase: Phase::Buildstep, key: key.clone(), message });
+                let failure = PluginFailure { phase: Phase::Buildstep, key: key.clone(), message };
+                // Every failure is logged where it happens, once.
+                log::error!("{failure}");
+                return Err(failure);
             }
             Err(e) if e.kind == ErrorKind::Declined => {
                 log::info!("buildstep plugin '{key}' declined: {e}");
@@ -85,11 +88,13 @@ pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) ->
             }
         }
     }
-    Err(PluginFailure {
+    let failure = PluginFailure {
         phase: Phase::Buildstep,
         key: last_key,
         message: format!("no buildstep plugin would build this image ({})", declined.join("; ")),
-    })
+    };
+    log::error!("{failure}");
+    Err(failure)
 }
 
 /// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`). A plugin
