@@ -1,9 +1,10 @@
 //! Image names and registries a build.json gives, checked before anything runs: otherwise a bad
 //! name passes `--dry-run` and fails only once the image is built, tagged or pushed. Whether a
 //! name is valid is the OCI reference grammar's say (`reactor_builtins::image_name`, over
-//! `oci-spec`); what is added here is a hint saying what to change.
+//! `oci-spec`), after a quick scan that passes common names without compiling it (see
+//! `image_name::plainly_valid`); what is added here is a hint saying what to change.
 
-use reactor_builtins::image_name::ImageName;
+use reactor_builtins::image_name::{self, ImageName};
 use serde_json::Value;
 
 use super::describe;
@@ -13,6 +14,9 @@ const MAX_TAG_CHARS: usize = 128;
 
 /// Why `image` cannot name the image to build, with what to do; `None` when it can.
 pub fn image_problem(image: &str) -> Option<String> {
+    if image_name::plainly_valid(image) {
+        return None;
+    }
     let parsed = match ImageName::parse(image) {
         Ok(parsed) => parsed,
         Err(e) => return Some(format!("{}; {}", e.message, image_hint(image))),
@@ -63,9 +67,11 @@ pub fn registry_problem(text: &str, scheme_allowed: bool) -> Option<String> {
             "'{text}' is not a registry: drop the scheme and give host[:port] (insecure registries are marked with `insecure`)"
         ));
     }
-    let is_registry = !registry.is_empty()
+    let names_a_registry = registry.contains(['.', ':']) || registry == "localhost";
+    let is_registry = names_a_registry
         && !registry.contains('/')
-        && ImageName::parse(&format!("{registry}/probe")).is_ok_and(|name| name.registry() == Some(registry));
+        && (image_name::plainly_valid(&format!("{registry}/probe"))
+            || ImageName::parse(&format!("{registry}/probe")).is_ok_and(|name| name.registry() == Some(registry)));
     (!is_registry).then(|| {
         format!(
             "'{text}' is not a registry: give host[:port] with a '.' or a port, or 'localhost' (e.g. \"registry.example.com:5000\")"
