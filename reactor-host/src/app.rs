@@ -154,8 +154,9 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
     let (origin, request, run) = match build {
         Build::Json { file, substitute, strict, run } => {
             let request = build_json::load(&file, &substitute, build_json::LoadOptions { strict });
+            let origin = file.display().to_string();
             build_json_file = Some(file);
-            (build_json_file.as_ref().map(|f| f.display().to_string()).unwrap_or_default(), request, run)
+            (origin, request, run)
         }
         Build::Git { uri, commit, source, run } => {
             let mut spec = json!({"provider": "git", "uri": uri});

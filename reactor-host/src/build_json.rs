@@ -227,6 +227,7 @@ pub fn load(path: &Path, substitutions: &[String], options: LoadOptions) -> Resu
         Err(other) => Err(other),
     }
 }
+
 /// Validates a build request given as JSON; `origin` names it in messages.
 pub fn from_value(
     value: Value,
