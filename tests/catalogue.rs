@@ -8,7 +8,7 @@
 //! file texts and the build.json, `{dir}` is the row's own directory and `{image}` a unique image
 //! name (removed afterwards). Every row also checks: no panic, the key words in stderr, at most
 //! one ERROR line for a refusal (`.errors(n)` says otherwise), and nothing left in the row's
-//! `TMPDIR`.
+//! `TMPDIR`. The README's "N bad inputs" must say how many rows there are.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -169,6 +169,7 @@ fn rows() -> Vec<Row> {
         Row::new("a duplicate key under --strict", "{\"image\": \"a:1\", \"image\": \"b:1\", \"source\": {\"provider\": \"path\", \"uri\": \"ctx\"}}", 2,
             &["/image: line 1: the key \"image\" is given again", "(--strict)"]).opts(&["--strict"]),
         Row::new("an unknown key", good_with(r#""postbild_plugins": []"#), 0, &["WARN", "ignoring unknown key `postbild_plugins` (did you mean `postbuild_plugins`?)"]),
+        Row::new("a clean build.json under --strict", GOOD, 0, &["plan for build.json"]).opts(&["--strict"]),
         Row::new("an unknown key under --strict", good_with(r#""postbild_plugins": []"#), 2,
             &["build.json: /postbild_plugins: unknown key (did you mean `postbuild_plugins`?) (--strict)"]).opts(&["--strict"]),
         // The source, and the plugin lists, as a whole.
@@ -192,6 +193,8 @@ fn rows() -> Vec<Row> {
         Row::new("an image tag with a bad character", with(r#""image": "app:v1$""#), 2, &["/image: 'app:v1$' is not a valid image reference", "a tag is letters, digits, '_', '.' and '-'"]),
         Row::new("an image tag starting with '-'", with(r#""image": "app:-1""#), 2, &["/image: 'app:-1' is not a valid image reference"]),
         Row::new("an image name ending in '-'", with(r#""image": "app-""#), 2, &["/image: 'app-' is not a valid image reference", "separators not doubled"]),
+        Row::new("an image name of 248 characters", with(&format!(r#""image": "{}""#, "a".repeat(248))), 2, &["the name has 248 characters: shorten it"]),
+        Row::new("an image name of 247 characters", with(&format!(r#""image": "{}""#, "a".repeat(247))), 0, &["image: aaa"]),
         Row::new("an image name with a digest", with(&format!(r#""image": "app@sha256:{}""#, "a".repeat(64))), 2, &["/image: 'app@sha256:", "drop the digest"]),
         Row::new("an image name with a registry", with(r#""image": "127.0.0.1:5000/ns/app:1""#), 0, &["image: 127.0.0.1:5000/ns/app:1"]),
         Row::new("build path --image in upper case", "", 2, &["command line: /image: 'Bad:1' is not a valid image reference"])
@@ -276,6 +279,10 @@ fn rows() -> Vec<Row> {
             .check(|dir, _| unchanged(&dir.join("build.json"), GOOD)),
         Row::new("--metadata-file naming the build.json by another path", GOOD, 2, &["--metadata-file ./ctx/../build.json: is the build.json itself"])
             .opts(&["--metadata-file", "./ctx/../build.json"])
+            .check(|dir, _| unchanged(&dir.join("build.json"), GOOD)),
+        Row::new("--metadata-file naming a symlink to the build.json", GOOD, 2, &["--metadata-file link.json: is the build.json itself"])
+            .setup(|dir| std::os::unix::fs::symlink(dir.join("build.json"), dir.join("link.json")).expect("symlink"))
+            .opts(&["--metadata-file", "link.json"])
             .check(|dir, _| unchanged(&dir.join("build.json"), GOOD)),
         Row::new("--metadata-file naming a directory", GOOD, 2, &["--metadata-file ctx: is a directory; name a file, e.g. ctx/result.json"])
             .opts(&["--metadata-file", "ctx"])
@@ -573,4 +580,8 @@ fn every_bad_input_gets_its_exit_code_and_one_clear_line() {
         rows.len(),
         failed.join("\n")
     );
+    // The README's errors section says how many there are.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")).expect("README");
+    let said = format!("{} bad inputs", rows.len());
+    assert!(readme.contains(&said), "the README should say \"{said}\" in its Bad input section");
 }

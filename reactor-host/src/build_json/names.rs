@@ -11,6 +11,8 @@ use super::describe;
 
 /// Tags are at most this long in the reference grammar.
 const MAX_TAG_CHARS: usize = 128;
+/// And names (without registry and tag) at most this long.
+const MAX_NAME_CHARS: usize = 255;
 
 /// Why `image` cannot name the image to build, with what to do; `None` when it can.
 pub fn image_problem(image: &str) -> Option<String> {
@@ -31,6 +33,11 @@ fn image_hint(image: &str) -> String {
         "give name[:tag], e.g. \"app:1.0\"".to_owned()
     } else if image.chars().any(char::is_whitespace) {
         "remove the spaces: a name is lowercase letters, digits and '.', '_', '-', '/'".to_owned()
+    } else if name.chars().count() > MAX_NAME_CHARS - "library/".len() {
+        format!(
+            "the name has {} characters: shorten it (at most {MAX_NAME_CHARS}, counting the `library/` docker puts before a name without '/')",
+            name.chars().count()
+        )
     } else if name.chars().any(|c| c.is_ascii_uppercase()) {
         "use lowercase letters in the name (a tag may have capitals)".to_owned()
     } else if let Some(tag) = tag {
@@ -141,6 +148,7 @@ mod tests {
             "127.0.0.1:5000/ns/app:2",
             "localhost/app",
             &format!("a:{}", "t".repeat(128)),
+            &"a".repeat(247),
         ] {
             assert_eq!(image_problem(good), None, "{good}");
         }
@@ -154,6 +162,7 @@ mod tests {
             (&format!("app:{}", "t".repeat(129)), "the tag has 129 characters: give at most 128"),
             ("app:-x", "a tag is letters, digits"),
             ("app:a$b", "a tag is letters, digits"),
+            (&"a".repeat(248), "the name has 248 characters: shorten it"),
             ("app__x-", "separators not doubled"),
             ("", "give name[:tag]"),
             (&format!("app@sha256:{}", "a".repeat(64)), "drop the digest"),
