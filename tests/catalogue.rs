@@ -136,6 +136,8 @@ fn good_with(fields: &str) -> String {
 
 /// The catalogue.
 fn rows() -> Vec<Row> {
+    let submitter = plugin("logs_submitter");
+    let submitter = submitter.as_str();
     let mut rows = vec![
         // Malformed JSON.
         Row::new("empty file", "", 2, &["build.json: not valid JSON: EOF while parsing a value at line 1 column 0"]),
@@ -322,8 +324,42 @@ fn rows() -> Vec<Row> {
             .global(&["--load-plugin", "a.so"])
             .errors(2),
         Row::new("a --plugin-dir that does not exist", GOOD, 3, &["--plugin-dir", "nowhere"]).global(&["--plugin-dir", "nowhere"]),
+        Row::new("a truncated real plugin (the first 1 MB)", GOOD, 3,
+            &["libcut.so: not a loadable shared object: the file is truncated: its segment", "reinstall it"])
+            .setup(|dir| write_plugin(dir, |bytes| bytes.truncate(1_000_000)))
+            .global(&["--load-plugin", "libcut.so"]),
+        Row::new("a plugin built for another architecture", GOOD, 3, &["libcut.so: not a loadable shared object: an ELF file for", "use a build of the plugin for"])
+            .setup(|dir| write_plugin(dir, |bytes| {
+                let other: u16 = if std::env::consts::ARCH == "aarch64" { 62 } else { 183 };
+                bytes[18..20].copy_from_slice(&other.to_le_bytes());
+            }))
+            .global(&["--load-plugin", "libcut.so"]),
+        Row::new("a plugin marked 32-bit", GOOD, 3, &["libcut.so: not a loadable shared object: a 32-bit ELF file"])
+            .setup(|dir| write_plugin(dir, |bytes| bytes[4] = 1))
+            .global(&["--load-plugin", "libcut.so"]),
+        // Plugin args.
+        Row::new("a secret arg that breaks its schema", good_with(r#""postbuild_plugins": [{"name": "run_in_image", "args": {"command": "true", "secret_env": {"TOKEN": 73219}}}]"#), 2,
+            &["/postbuild_plugins/0/args/secret_env/TOKEN", "***"])
+            .check(|_, run| (!run.stderr.contains("73219")).then_some(()).ok_or_else(|| "the secret is shown".to_owned())),
+        Row::new("logs_submitter's timeout not a number", good_with(r#""postbuild_plugins": [{"name": "logs_submitter", "args": {"url": "http://127.0.0.1:9/", "timeout": "soon"}}]"#), 2,
+            &["/postbuild_plugins/0/args/timeout"])
+            .global(&["--load-plugin", submitter]),
+        Row::new("notify_webhook's timeout negative", good_with(r#""exit_plugins": [{"name": "notify_webhook", "args": {"url": "http://127.0.0.1:9/", "timeout": -1}}]"#), 2,
+            &["/exit_plugins/0/args/timeout"]),
+        // Git sources that are not there.
+        Row::new("a git source that does not exist", r#"{"image": "{image}", "source": {"provider": "git", "uri": "{dir}/nope"}}"#, 1,
+            &["the git repository", "does not exist", "check source.uri"])
+            .for_real()
+            .errors(2),
+        Row::new("a git source that is no repository", r#"{"image": "{image}", "source": {"provider": "git", "uri": "{dir}/ctx"}}"#, 1,
+            &["is not a git repository", "check source.uri"])
+            .for_real()
+            .errors(2),
         // The command line and the environment.
         Row::new("--cancel-grace that is not a number", GOOD, 2, &["'soon' is not a number of seconds"]).opts(&["--cancel-grace", "soon"]),
+        Row::new("--git-timeout 0", GOOD, 2, &["--git-timeout"]).opts(&["--git-timeout", "0"]),
+        Row::new("REACTOR_GIT_TIMEOUT not a number", GOOD, 2, &["--git-timeout"]).env("REACTOR_GIT_TIMEOUT", "abc"),
+        Row::new("--exit-timeout negative", GOOD, 2, &["'-1' is not a number of seconds"]).opts(&["--exit-timeout=-1"]),
         Row::new("--method other than here", GOOD, 2, &["invalid value 'orchestrator' for '--method"]).opts(&["--method", "orchestrator"]),
         Row::new("DOCKER_HOST pointing at nothing", r#"{"image": "{image}", "source": {"provider": "path", "uri": "ctx"}}"#, 1,
             &["cannot reach the Docker engine at unix:///nonexistent/reactor.sock"])
@@ -460,6 +496,13 @@ fn system_library() -> &'static str {
         .into_iter()
         .find(|p| Path::new(p).exists())
         .expect("a system library to load")
+}
+
+/// The real logs_submitter plugin, changed by `change`, as `libcut.so` in `dir`.
+fn write_plugin(dir: &Path, change: fn(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(plugin("logs_submitter")).expect("read the plugin");
+    change(&mut bytes);
+    std::fs::write(dir.join("libcut.so"), bytes).expect("write the plugin");
 }
 
 /// `what` is in stderr exactly once.
