@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use futures_util::StreamExt;
@@ -45,7 +46,17 @@ impl Engine {
         let dirs =
             ContextDirs { tree: spec.context_dir.to_path_buf(), overlay: spec.overlay_dir.map(Path::to_path_buf) };
         let ignore = dirs.dockerignore().map_err(|e| context_err(e.to_string()))?;
-        let body = tar_stream(dirs, ignore, vec![spec.dockerfile.to_owned(), ".dockerignore".to_owned()]);
+        // bollard reports a failure to read the context and a failure to read the engine's
+        // answer alike (an I/O error); the context's own failure is noted here to tell them apart.
+        let context_failure: Arc<Mutex<Option<String>>> = Arc::default();
+        let noted = context_failure.clone();
+        let body = tar_stream(dirs, ignore, vec![spec.dockerfile.to_owned(), ".dockerignore".to_owned()]).inspect(
+            move |chunk| {
+                if let (Err(e), Ok(mut slot)) = (chunk, noted.lock()) {
+                    *slot = Some(e.to_string());
+                }
+            },
+        );
         let build_args: HashMap<&String, &String> = spec.build_args.iter().collect();
         let labels: HashMap<&String, &String> = spec.labels.iter().collect();
         let options = BuildImageOptionsBuilder::default()
@@ -61,9 +72,13 @@ impl Engine {
         let mut output = BuildOutput::default();
         let mut lines = LineSplitter::default();
         let mut stream = self.build_docker.build_image(options, None, Some(bollard::body_try_stream(body)));
+        // The engine answers only once it has the whole context: after its first line, a broken
+        // connection means the engine went away during the build, not that the context failed.
+        let mut answered = false;
         while let Some(item) = stream.next().await {
             match item {
                 Ok(info) => {
+                    answered = true;
                     let text = info.stream.or(info.status.map(|s| s + "\n"));
                     if let Some(text) = text {
                         lines.push(&text, &mut on_line);
@@ -79,11 +94,22 @@ impl Engine {
                     output.image_id = None;
                     return Ok(output);
                 }
-                Err(bollard::errors::Error::IOError { err }) => {
-                    // The context stream failed (unreadable file): say which, not "broken pipe".
-                    return Err(context_err(err.to_string()));
+                Err(e) => {
+                    let context_reason = context_failure.lock().ok().and_then(|mut slot| slot.take());
+                    return Err(match (e, context_reason) {
+                        // The context stream failed (unreadable file): say which, not "broken pipe".
+                        (_, Some(reason)) => context_err(reason),
+                        (
+                            e @ (bollard::errors::Error::IOError { .. }
+                            | bollard::errors::Error::HyperLegacyError { .. }),
+                            None,
+                        ) => {
+                            let during = if answered { "the build" } else { "the upload of the build context" };
+                            self.connection_lost(during, &e)
+                        }
+                        (e, None) => self.error(e),
+                    });
                 }
-                Err(e) => return Err(self.error(e)),
             }
         }
         lines.finish(&mut on_line);

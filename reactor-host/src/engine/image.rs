@@ -1,4 +1,8 @@
 //! Image API: pull, inspect, tag, push and remove images, with registry credentials when given.
+//! A push the registry cannot take for the moment (unreachable, or a 5xx) is retried a bounded
+//! number of times with a growing pause, each retry logged.
+
+use std::time::Duration;
 
 use bollard::auth::DockerCredentials;
 use bollard::models::ErrorDetail;
@@ -67,6 +71,35 @@ fn is_auth_failure(message: &str) -> bool {
     ["no basic auth credentials", "unauthorized", "authentication required", "access denied", "denied:"]
         .iter()
         .any(|words| message.contains(words))
+}
+
+/// The pauses before the second and third attempts of a push: three attempts in all, ~3 s.
+const PUSH_RETRY_PAUSES: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+
+/// A registry that could not take the request for the moment, as the daemon words it: the
+/// connection failed (refused, reset, cut, timed out) or the registry answered with a 5xx.
+/// Logins refused and missing images are final, and are not among these.
+fn is_transient(message: &str) -> bool {
+    let message = message.to_ascii_lowercase();
+    [
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "i/o timeout",
+        "timeout exceeded",
+        "handshake timeout",
+        "no route to host",
+        "network is unreachable",
+        ": eof",
+        "unexpected eof",
+        "http status: 5",
+        "500 internal server error",
+        "502 bad gateway",
+        "503 service unavailable",
+        "504 gateway timeout",
+    ]
+    .iter()
+    .any(|words| message.contains(words))
 }
 
 fn is_not_found(message: &str) -> bool {
@@ -145,8 +178,39 @@ impl Engine {
     }
 
     /// Pushes `name` (`registry/repo[:tag]`), logging in to its registry with `credentials` when
-    /// given, and returns the digest the registry reported.
+    /// given, and returns the digest the registry reported. A registry that cannot be reached or
+    /// answers 5xx is tried again after each of [`PUSH_RETRY_PAUSES`]; then the push fails with
+    /// [`Error::RegistryUnavailable`].
     pub async fn push_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
+        let attempts = PUSH_RETRY_PAUSES.len() + 1;
+        let mut attempt = 1;
+        loop {
+            let message = match self.push_once(name, credentials).await {
+                Err(Error::Stream { message, .. } | Error::Daemon { message, .. }) if is_transient(&message) => message,
+                other => return other,
+            };
+            let registry = registry_name(name);
+            let Some(pause) = PUSH_RETRY_PAUSES.get(attempt - 1) else {
+                return Err(Error::RegistryUnavailable {
+                    operation: "push",
+                    image: name.to_owned(),
+                    registry: registry.to_owned(),
+                    attempts,
+                    message,
+                });
+            };
+            log::warn!(
+                "push {name}: the registry {registry} could not take it (attempt {attempt} of {attempts}): {message}; \
+                 retrying in {} s",
+                pause.as_secs()
+            );
+            tokio::time::sleep(*pause).await;
+            attempt += 1;
+        }
+    }
+
+    /// One attempt of [`Engine::push_image`].
+    async fn push_once(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
         let (repo, tag) = split_tag(name);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let mut stream = self.docker.push_image(repo, Some(options), docker_credentials(name, credentials));
@@ -239,6 +303,25 @@ mod tests {
         assert!(is_auth_failure("unauthorized: authentication required"));
         assert!(!is_auth_failure("manifest for 127.0.0.1:5001/x:latest not found: manifest unknown"));
         assert!(is_not_found("manifest for 127.0.0.1:5001/x:latest not found: manifest unknown"));
+        assert!(!is_transient("unauthorized: authentication required"));
+        assert!(!is_transient("manifest for 127.0.0.1:5001/x:latest not found: manifest unknown"));
+    }
+
+    #[test]
+    fn retries_only_what_a_registry_may_get_over() {
+        for message in [
+            "Get \"http://127.0.0.1:59999/v2/\": dial tcp 127.0.0.1:59999: connect: connection refused",
+            "Put \"http://127.0.0.1:5000/v2/x/blobs/uploads/abc\": EOF",
+            "read tcp 127.0.0.1:40000->127.0.0.1:5000: read: connection reset by peer",
+            "received unexpected HTTP status: 503 Service Unavailable",
+            "received unexpected HTTP status: 500 Internal Server Error",
+            "net/http: TLS handshake timeout",
+        ] {
+            assert!(is_transient(message), "{message}");
+        }
+        for message in ["denied: requested access to the resource is denied", "name unknown", "tag invalid"] {
+            assert!(!is_transient(message), "{message}");
+        }
         let credentials = Credentials { username: "u".to_owned(), password: "pw-123".to_owned() };
         assert_eq!(scrub("http://u:pw-123@h/ says pw-123", Some(&credentials)), "http://u:***@h/ says ***");
     }

@@ -38,6 +38,10 @@ pub enum Error {
         "cannot reach the Docker engine at {host}: {reason} (is dockerd running? DOCKER_HOST selects another engine)"
     )]
     Unreachable { host: String, reason: String },
+    #[error(
+        "the connection to the Docker engine at {host} was lost during {during}: {reason} (did dockerd stop or restart?)"
+    )]
+    ConnectionLost { host: String, during: &'static str, reason: String },
     #[error("the Docker engine refused: {message} (HTTP {status})")]
     Daemon { status: u16, message: String },
     #[error("cannot send the build context from {path}: {reason}")]
@@ -50,6 +54,10 @@ pub enum Error {
         "{operation} {image}: the registry {registry} wants a login and no credentials were found for it ({message})"
     )]
     NoCredentials { operation: &'static str, image: String, registry: String, message: String },
+    #[error(
+        "{operation} {image}: the registry {registry} is unreachable or failing; gave up after {attempts} attempts: {message}"
+    )]
+    RegistryUnavailable { operation: &'static str, image: String, registry: String, attempts: usize, message: String },
     #[error("{operation} {image}: no such image ({message})")]
     ImageNotFound { operation: &'static str, image: String, message: String },
     #[error("Docker engine: {0}")]
@@ -102,5 +110,11 @@ impl Engine {
 
     fn error(&self, err: bollard::errors::Error) -> Error {
         Error::from_bollard(err, &self.host)
+    }
+
+    /// The engine hung up in the middle of `during` (it was killed or restarted): said as such,
+    /// since "cannot reach" would suggest it was never there.
+    fn connection_lost(&self, during: &'static str, err: &bollard::errors::Error) -> Error {
+        Error::ConnectionLost { host: self.host.clone(), during, reason: error_chain(err) }
     }
 }
