@@ -24,16 +24,17 @@ impl PrivateEngine {
         let root = tempfile::Builder::new().prefix("reactor-engine-").tempdir_in("/tmp").expect("tempdir");
         let mut engine = PrivateEngine { root, daemon: None };
         engine.restart();
-        let save = Command::new("docker")
+        let mut save = Command::new("docker")
             .args(["save", "busybox:latest"])
             .stdout(Stdio::piped())
             .spawn()
             .expect("docker save (the shared engine: scripts/setup.sh)");
         let load = Command::new("docker")
             .args(["-H", &engine.host(), "load", "-q"])
-            .stdin(save.stdout.expect("docker save's output"))
+            .stdin(save.stdout.take().expect("docker save's output"))
             .output()
             .expect("docker load");
+        assert!(save.wait().expect("docker save").success(), "docker save busybox:latest failed");
         assert!(load.status.success(), "docker load: {}", String::from_utf8_lossy(&load.stderr));
         engine
     }
