@@ -105,12 +105,14 @@ struct PushBuild {
 }
 
 impl PushBuild {
-    fn new(name: &str, registry: &str) -> PushBuild {
+    /// `steps` go into the Dockerfile after its `FROM`.
+    fn new(name: &str, registry: &str, steps: &str) -> PushBuild {
         let dir = workdir();
         let tmp = tmpdir(dir.path());
         let repo = unique(name);
         let marker = format!("built {repo}");
-        git_repo(&dir.path().join("repo"), &[("Dockerfile", &format!("FROM busybox:latest\nRUN echo '{marker}'\n"))]);
+        let dockerfile = format!("FROM busybox:latest\n{steps}RUN echo '{marker}'\n");
+        git_repo(&dir.path().join("repo"), &[("Dockerfile", &dockerfile)]);
         let file = build_json(
             dir.path(),
             &json!({"image": format!("{repo}:1"), "git_url": "repo",
@@ -148,7 +150,7 @@ impl PushBuild {
 fn a_registry_gone_for_good_fails_the_push_after_bounded_retries() {
     let mut registry = PrivateRegistry::start();
     registry.stop();
-    let build = PushBuild::new("push-gone", &registry.address);
+    let build = PushBuild::new("push-gone", &registry.address, "");
     let args = build.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = reactor(build.dir.path(), &args, &build.env());
@@ -177,7 +179,7 @@ fn a_registry_gone_for_good_fails_the_push_after_bounded_retries() {
 fn a_registry_back_during_the_retries_takes_the_push() {
     let mut registry = PrivateRegistry::start();
     registry.stop();
-    let build = PushBuild::new("push-back", &registry.address);
+    let build = PushBuild::new("push-back", &registry.address, "");
     let args = build.args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let run = Background::start(build.dir.path(), &args, &build.env(), false);
@@ -192,6 +194,29 @@ fn a_registry_back_during_the_retries_takes_the_push() {
     assert_eq!(doc["status"], "succeeded", "{doc}");
     let digest = doc["digests"][&name].as_str().unwrap_or_else(|| panic!("a digest for {name}: {doc}"));
     assert_eq!(registry.manifest_status(&build.repo, digest), "200", "the registry serves {digest}");
+}
+
+#[test]
+fn a_registry_killed_during_the_push_fails_it_after_the_engine_and_reactor_retries() {
+    let mut registry = PrivateRegistry::start();
+    // A layer of 64 MB that does not compress, so that the upload is still going when the
+    // registry is killed.
+    let big_layer = "RUN head -c 64000000 /dev/urandom > /blob\n";
+    let build = PushBuild::new("push-killed", &registry.address, big_layer);
+    let args = build.args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = Background::start(build.dir.path(), &args, &build.env(), false);
+    run.wait_until("an upload to the registry", |_| registry.upload_started(&build.repo));
+    registry.stop();
+    // The engine retries the layer itself (5 attempts over about 50 s), then reactor retries the push.
+    let (code, stderr) = run.wait_up_to(Duration::from_secs(240));
+
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("(attempt 2 of 3)"), "reactor retried:\n{stderr}");
+    let cause = format!("the registry {} is unreachable or failing; gave up after 3 attempts", registry.address);
+    let doc = build.check_clean_end();
+    assert_eq!((doc["status"].as_str(), doc["exit_code"].as_i64()), (Some("failed"), Some(1)), "{doc}");
+    assert!(doc["failure"]["error"].as_str().expect("error").contains(&cause), "{doc}");
 }
 
 #[test]

@@ -250,6 +250,12 @@ impl PrivateRegistry {
         }
     }
 
+    /// Whether an upload to `repository` has begun (the registry keeps it under `_uploads`).
+    pub fn upload_started(&self, repository: &str) -> bool {
+        let uploads = self.dir.path().join("storage/docker/registry/v2/repositories").join(repository).join("_uploads");
+        std::fs::read_dir(uploads).is_ok_and(|mut entries| entries.next().is_some())
+    }
+
     /// The HTTP status of the manifest `repository:reference`.
     pub fn manifest_status(&self, repository: &str, reference: &str) -> String {
         let url = format!("http://{}/v2/{repository}/manifests/{reference}", self.address);

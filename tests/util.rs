@@ -389,8 +389,13 @@ impl Background {
     }
 
     /// Waits for reactor to end (at most 60 s): its exit code and stderr.
-    pub fn wait(mut self) -> (Option<i32>, String) {
-        let deadline = Instant::now() + Duration::from_secs(60);
+    pub fn wait(self) -> (Option<i32>, String) {
+        self.wait_up_to(Duration::from_secs(60))
+    }
+
+    /// Waits for reactor to end (at most `limit`, then kills it and fails): its exit code and stderr.
+    pub fn wait_up_to(mut self, limit: Duration) -> (Option<i32>, String) {
+        let deadline = Instant::now() + limit;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
                 std::thread::sleep(Duration::from_millis(100)); // let the reader drain the pipe
