@@ -42,6 +42,18 @@ impl Engine {
     /// A failed build step is a successful call whose output has `error` set; `Err` means the
     /// engine could not be used at all (unreachable, refused the request, bad context).
     pub async fn build(&self, spec: &BuildSpec<'_>, mut on_line: impl FnMut(&str)) -> Result<BuildOutput, Error> {
+        // The step's container, while one runs: an engine that dies in the middle keeps it, and
+        // the person reading the error is told which one it is.
+        let step_container = std::cell::RefCell::new(None::<String>);
+        let mut on_line = |line: &str| {
+            let line_text = line.trim_start();
+            if let Some(id) = line_text.strip_prefix("---> Running in ") {
+                *step_container.borrow_mut() = Some(id.trim().to_owned());
+            } else if line_text.starts_with("Removing intermediate container ") {
+                *step_container.borrow_mut() = None;
+            }
+            on_line(line)
+        };
         let context_err = |reason: String| Error::Context { path: spec.context_dir.display().to_string(), reason };
         let dirs =
             ContextDirs { tree: spec.context_dir.to_path_buf(), overlay: spec.overlay_dir.map(Path::to_path_buf) };
@@ -105,7 +117,7 @@ impl Engine {
                             None,
                         ) => {
                             let during = if answered { "the build" } else { "the upload of the build context" };
-                            self.connection_lost(during, &e)
+                            self.connection_lost(during, &e, step_container.take())
                         }
                         (e, None) => self.error(e),
                     });

@@ -39,9 +39,12 @@ pub enum Error {
     )]
     Unreachable { host: String, reason: String },
     #[error(
-        "the connection to the Docker engine at {host} was lost during {during}: {reason} (did dockerd stop or restart?)"
+        "the connection to the Docker engine at {host} was lost during {during}: {reason} (did dockerd stop or \
+         restart?){}",
+        left_container.as_deref().map(|id| format!("; the engine may keep the interrupted step's container {id}: \
+         `docker rm -f {id}` removes it")).unwrap_or_default()
     )]
-    ConnectionLost { host: String, during: &'static str, reason: String },
+    ConnectionLost { host: String, during: &'static str, reason: String, left_container: Option<String> },
     #[error("the Docker engine refused: {message} (HTTP {status})")]
     Daemon { status: u16, message: String },
     #[error("cannot send the build context from {path}: {reason}")]
@@ -114,7 +117,12 @@ impl Engine {
 
     /// The engine hung up in the middle of `during` (it was killed or restarted): said as such,
     /// since "cannot reach" would suggest it was never there.
-    fn connection_lost(&self, during: &'static str, err: &bollard::errors::Error) -> Error {
-        Error::ConnectionLost { host: self.host.clone(), during, reason: error_chain(err) }
+    fn connection_lost(
+        &self,
+        during: &'static str,
+        err: &bollard::errors::Error,
+        left_container: Option<String>,
+    ) -> Error {
+        Error::ConnectionLost { host: self.host.clone(), during, reason: error_chain(err), left_container }
     }
 }
