@@ -125,8 +125,9 @@ fn failed(url: &str, timeout: Duration, e: reqwest::Error) -> PluginError {
             "POST {url}: no answer within {} s (the 'timeout' arg): check the server, or raise 'timeout'",
             seconds(timeout)
         )
-    } else if e.is_connect() {
-        // reqwest's message holds the URL, password included: leave it out.
+    } else if e.is_connect() || e.is_body() {
+        // A refused connection can also end the body's stream first, and that error is the one
+        // reported. reqwest's message holds the URL, password included: leave it out.
         format!("POST {url}: {}: check that the server is up and listening there", error_chain(&e.without_url()))
     } else {
         format!("POST {url}: {}", error_chain(&e.without_url()))
