@@ -51,6 +51,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod fuzzing;
+
 /// The compiled rules of one `.dockerignore` file.
 ///
 /// How a context walker uses it (this is what BuildKit does):

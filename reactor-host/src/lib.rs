@@ -1,6 +1,7 @@
 //! reactor as a library: everything the `reactor` binary does, so that its parts can be reached
 //! by fuzz targets and benchmarks as well as by `main`. The surface is [`cli::Cli`],
 //! [`logging::init`] and [`app::run`]; the modules below are the data flow of a build.
+//! [`fuzzing`] feeds fuzz inputs to the readers of untrusted text, for `fuzz/` and the tests.
 
 pub mod app;
 mod build_json;
@@ -10,6 +11,7 @@ pub mod cli;
 mod credentials;
 mod dockerfile;
 mod engine;
+pub mod fuzzing;
 pub mod logging;
 mod package;
 mod plugins;

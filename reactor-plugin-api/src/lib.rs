@@ -70,6 +70,9 @@ mod plugin;
 pub mod build_log;
 pub mod dockerfile;
 pub mod ffi;
+/// The fuzz targets' input decoding and invariants; not part of the plugin API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod protocol;
 #[cfg(feature = "testing")]
 pub mod testing;

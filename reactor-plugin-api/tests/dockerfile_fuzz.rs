@@ -1,11 +1,13 @@
 //! Fuzzes the Dockerfile parser and editor with proptest, on every `cargo test`: Dockerfiles made
 //! of the pieces that trip parsers (continuations, comments, quotes, `$` and `${…}`, the
-//! `# escape=` directive, JSON forms, stages, CRLF, non-ASCII), and arbitrary bytes. Whatever
-//! the input, nothing panics; what parses renders back byte for byte; and every edit either
-//! fails with an error or yields a Dockerfile that parses again and reads back what was written.
+//! `# escape=` directive, JSON forms, stages, CRLF, non-ASCII), arbitrary bytes, and the seeds
+//! of the `cargo fuzz` target. The invariants are `reactor_plugin_api::fuzzing`'s, which the
+//! `cargo fuzz` target `dockerfile` (fuzz/) checks too: whatever the input, nothing panics; what
+//! parses renders back byte for byte; and every edit either fails with an error or yields a
+//! Dockerfile that parses again and reads back what was written.
 
 use proptest::prelude::*;
-use reactor_plugin_api::dockerfile::Dockerfile;
+use reactor_plugin_api::fuzzing::{check_dockerfile as check, dockerfile as fuzz_input};
 
 /// Pieces of Dockerfile text, joined at random: mostly valid ones, so that most inputs parse
 /// and get edited, and now and then a hostile one.
@@ -77,49 +79,6 @@ fn label() -> impl Strategy<Value = (String, String)> {
     ("[a-z.\\-]{1,8}|[ -~&&[^=]]{1,6}", "[ -~]{0,10}|[\\\\\"'$`]{0,4}|ü ✓")
 }
 
-fn check(text: &str, labels: &[(String, String)], image: &str) {
-    let Ok(df) = Dockerfile::parse(text) else { return };
-    assert_eq!(df.edit().render(), text, "an editor without edits renders the source");
-    // Every read-side accessor is total.
-    let _ = (df.stages().len(), df.parent_images(), df.labels(), df.base_image(), df.global_args());
-
-    let mut editor = df.edit();
-    if editor.add_labels(labels).is_ok() {
-        let out = editor.render();
-        let again = Dockerfile::parse(&out).unwrap_or_else(|e| panic!("labels made {out:?} unparseable: {e}"));
-        let read = again.final_stage().map(|s| s.labels().to_vec()).unwrap_or_default();
-        // A key given twice ends up with its last value, as docker reads it.
-        let written: std::collections::BTreeMap<&str, &str> =
-            labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        for (key, value) in written {
-            let last = read.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-            assert_eq!(last, Some(value), "label {key:?} reads back from {out:?}");
-        }
-    }
-    for stage in 0..df.stages().len() {
-        let mut editor = df.edit();
-        if editor.set_from_image(stage, image).is_ok() {
-            let out = editor.render();
-            let again = Dockerfile::parse(&out).unwrap_or_else(|e| panic!("FROM edit made {out:?} unparseable: {e}"));
-            assert_eq!(again.stages()[stage].raw_image(), image, "in {out:?}");
-        }
-        let mut editor = df.edit();
-        if editor.insert_after_from(stage, "RUN inserted").is_ok()
-            && editor.add_instruction_at_end_of_stage(stage, "USER root").is_ok()
-        {
-            let out = editor.render();
-            let again = Dockerfile::parse(&out).unwrap_or_else(|e| panic!("insertions made {out:?} unparseable: {e}"));
-            assert_eq!(again.stages().len(), df.stages().len(), "in {out:?}");
-        }
-    }
-    for index in 0..df.instructions().len() {
-        let mut editor = df.edit();
-        if editor.remove_instruction(index).is_ok() {
-            let _ = Dockerfile::parse(&editor.render());
-        }
-    }
-}
-
 proptest! {
     // 2000 cases per property on every run; PROPTEST_CASES=100000 for a longer campaign.
     #![proptest_config(ProptestConfig {
@@ -140,6 +99,19 @@ proptest! {
 
     #[test]
     fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
-        check(&String::from_utf8_lossy(&bytes), &[], "busybox");
+        fuzz_input(&bytes);
     }
+}
+
+/// The `cargo fuzz` target's seeds, and the inputs it once failed on, as it reads them.
+#[test]
+fn fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/dockerfile");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("a directory entry").path();
+        fuzz_input(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
+        count += 1;
+    }
+    assert!(count > 0, "no seeds in {}", dir.display());
 }

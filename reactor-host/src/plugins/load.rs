@@ -277,7 +277,7 @@ pub(super) fn handshake(module: PluginModule_Ref, ours: &HostHello) -> Result<Mo
 }
 
 /// Everything wrong with a module's plugins, each naming the plugin.
-fn check(path: &Path, hello: &ModuleHello, ours: &HostHello) -> Vec<LoadError> {
+pub(crate) fn check(path: &Path, hello: &ModuleHello, ours: &HostHello) -> Vec<LoadError> {
     let invalid = |problem: String| LoadError::Invalid { path: path.to_path_buf(), problem };
     let mut problems = Vec::new();
     if hello.plugins.is_empty() {

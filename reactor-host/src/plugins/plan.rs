@@ -286,7 +286,7 @@ fn substituted_arg_problem(request: &BuildRequest, phase: Phase, index: usize, m
 
 /// How `args` break the manifest's schema, as (pointer within args, problem). A problem never
 /// quotes a secret arg's value (the validator's messages quote the value they refuse).
-fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
+pub(crate) fn args_problems(manifest: &Manifest, args: &Value) -> Vec<(String, String)> {
     match jsonschema::validator_for(&manifest.args_schema) {
         Ok(validator) => {
             let redacted = crate::secrets::redact_args(&manifest.args_schema, args);

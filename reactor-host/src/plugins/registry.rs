@@ -125,7 +125,7 @@ pub struct UnloadedFile {
     pub keys: Vec<String>,
 }
 
-fn decode_result(json: &str) -> Result<Value, PluginError> {
+pub(crate) fn decode_result(json: &str) -> Result<Value, PluginError> {
     serde_json::from_str(json).map_err(|e| PluginError::new(format!("returned a result that is not JSON: {e}")))
 }
 
