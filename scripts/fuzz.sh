@@ -34,8 +34,11 @@ run() {
     local target=$1
     mkdir -p "fuzz/corpus/$target" "fuzz/artifacts/$target"
     # -timeout: an input that takes 30 s is a hang, and a bug of its own.
+    # The log keeps libFuzzer's pulses and summary, not a line per new input.
     (cd fuzz && nice -n 19 cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" "seeds/$target" -- \
-        -max_total_time="$seconds" -timeout=30 -print_final_stats=1) >"fuzz/logs/$target.log" 2>&1
+        -max_total_time="$seconds" -timeout=30 -print_final_stats=1) 2>&1 |
+        grep --line-buffered -vE '^#[0-9]+[[:space:]]+(NEW|REDUCE) ' >"fuzz/logs/$target.log"
+    return "${PIPESTATUS[0]}"
 }
 
 status=0
