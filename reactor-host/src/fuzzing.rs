@@ -9,17 +9,19 @@
 //! - [`plugin_json`]: one JSON text, decoded as everything the host decodes from a plugin: its
 //!   handshake (then checked as `--load-plugin` checks it), an installed package's manifest, a
 //!   request to the host (then admitted in every phase, and for the two that touch the build log,
-//!   run against a spooled log), a result, and an error.
+//!   run against a spooled log), a result, an error, and a line from an isolated plugin's worker
+//!   process (whose handshake, request, result or error is then decoded in turn).
 
 use std::io::Write;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use reactor_plugin_api::protocol::{ModuleHello, Request, MAX_LOG_PAGE_BYTES, SNAPSHOT_LOG_BYTES};
+use reactor_plugin_api::protocol::{log_level, ModuleHello, Request, MAX_LOG_PAGE_BYTES, SNAPSHOT_LOG_BYTES};
 use reactor_plugin_api::{Phase, PluginError};
 use serde_json::Value;
 
 use crate::build_log::BuildLog;
+use crate::plugins::isolate::FromWorker;
 use crate::plugins::package_manifest::PackageManifest;
 use crate::plugins::{load, plan, registry, Plan, Registry};
 
@@ -74,8 +76,31 @@ pub fn plugin_json(data: &[u8]) {
         }
         answer_build_log_request(request);
     }
-    let _ = registry::decode_result(&text);
-    let _ = PluginError::from_json(&text).to_json();
+    decode_outcome(Ok(&text));
+    decode_outcome(Err(&text));
+    // What a worker sends holds JSON the host decodes in turn (shorter, so this ends).
+    if let Ok(line) = serde_json::from_str::<FromWorker>(&text) {
+        match line {
+            FromWorker::Hello { hello: json } | FromWorker::Call { request: json } => plugin_json(json.as_bytes()),
+            FromWorker::Done { result } => decode_outcome(result.as_deref().map_err(String::as_str)),
+            FromWorker::Log { level, .. } => {
+                let _ = log_level(level);
+            }
+            FromWorker::Refused { .. } => {}
+        }
+    }
+}
+
+/// A plugin run's outcome as the host reads it: a JSON result, or a JSON error.
+fn decode_outcome(outcome: Result<&str, &str>) {
+    match outcome {
+        Ok(json) => {
+            let _ = registry::decode_result(json);
+        }
+        Err(json) => {
+            let _ = PluginError::from_json(json).to_json();
+        }
+    }
 }
 
 /// What the host does with the two requests that reach the build log, short of a build:

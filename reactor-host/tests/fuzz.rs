@@ -46,7 +46,7 @@ const BUILD_JSON_KEYS: &[&str] = &[
 ];
 
 /// Keys of what a plugin sends the host: handshakes, manifests, package manifests, requests,
-/// results, errors, and the JSON Schema keywords of an args schema.
+/// results, errors, worker lines, and the JSON Schema keywords of an args schema.
 const PLUGIN_JSON_KEYS: &[&str] = &[
     "api_version",
     "protocol",
@@ -99,6 +99,11 @@ const PLUGIN_JSON_KEYS: &[&str] = &[
     "oneOf",
     "$defs",
     "definitions",
+    "hello",
+    "request",
+    "level",
+    "Ok",
+    "Err",
 ];
 
 /// Strings reactor gives meaning to, and some that trip parsers.
@@ -151,6 +156,11 @@ const STRINGS: &[&str] = &[
     "is_cancelled",
     "cancelled",
     "failed",
+    "hello",
+    "call",
+    "log",
+    "done",
+    "refused",
     "\u{feff}",
     "libx.so",
     "ü ✓",

@@ -58,7 +58,7 @@ enum ToWorker {
 /// What the worker sends the parent, one JSON object a line.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-enum FromWorker {
+pub(crate) enum FromWorker {
     /// The module's handshake answer (`ModuleHello` JSON).
     Hello { hello: String },
     /// The module could not be loaded: the load error's line.
