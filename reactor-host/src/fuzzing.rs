@@ -42,7 +42,11 @@ pub fn build_json(data: &[u8]) {
     if file.write_all(text).is_err() {
         return;
     }
-    let Ok(request) = crate::build_json::load(file.path(), &substitutions) else { return };
+    // Strict only turns warnings into errors: both ways, the same checks run to the end.
+    let strict = crate::build_json::LoadOptions { strict: true };
+    let _ = crate::build_json::load(file.path(), &substitutions, strict);
+    let options = crate::build_json::LoadOptions { strict: false };
+    let Ok(request) = crate::build_json::load(file.path(), &substitutions, options) else { return };
     let _ = Plan::resolve(&request, builtins());
 }
 
