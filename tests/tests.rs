@@ -21,6 +21,7 @@ mod fault_engine;
 mod fault_network;
 mod fault_source;
 mod git_transports;
+mod help;
 mod isolation;
 mod overlay;
 mod plugin_dirs;

@@ -45,6 +45,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Build(build) => self::build(build, &sources, cli.isolate_plugins),
         Command::Plugins(command) => plugins(command, &sources),
         Command::PluginWorker { file } => crate::plugins::isolate::serve(&file),
+        Command::Completions { shell } => crate::manual::completions(shell),
+        Command::Man { dir } => crate::manual::man(dir.as_deref()),
     }
 }
 

@@ -7,7 +7,18 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Builds container images on a Docker engine from a build.json, running plugins before, around
 /// and after the build.
 #[derive(Debug, Parser)]
-#[command(name = "reactor", version, about, max_term_width = 100)]
+#[command(
+    name = "reactor",
+    version,
+    about,
+    max_term_width = 100,
+    after_help = "\
+Example: build the Dockerfile in ./app, tag the image app:1 and push it to a registry:
+  reactor build path --uri ./app --image app:1 --target-registries registry.example.com:5000
+
+Each command's --help shows an example. Shell completions: `reactor completions bash`;
+the manual page: `reactor man | man -l -`."
+)]
 pub struct Cli {
     /// Show debug output: plugin args, results and timings (RUST_LOG gives finer control).
     #[arg(short, long, global = true)]
@@ -47,11 +58,45 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "\
+Example: build as atomic-reactor's build.json says, and keep the result document:
+  reactor build json build.json --metadata-file result.json"
+    )]
     Build(Build),
     /// Work with plugins: list, inspect and check them; write a new plugin crate; package, install, remove.
-    #[command(subcommand, visible_alias = "plugin")]
+    #[command(
+        subcommand,
+        visible_alias = "plugin",
+        after_help = "\
+Example: see every plugin a build could use, and where each comes from:
+  reactor plugins list"
+    )]
     Plugins(Plugins),
+    /// Print a shell completion script to stdout.
+    #[command(after_help = "\
+Example: complete reactor's commands and flags in bash, for your user:
+  reactor completions bash > ~/.local/share/bash-completion/completions/reactor")]
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print reactor's manual page (roff) to stdout, or write one page per command into a directory.
+    #[command(
+        visible_alias = "manpage",
+        after_help = "\
+Example: read the manual; write the pages a package installs in /usr/share/man/man1:
+  reactor man | man -l -
+  reactor man --dir target/man"
+    )]
+    Man {
+        /// Write reactor.1, reactor-build.1, reactor-build-json.1, … here (created if missing)
+        /// instead of printing reactor.1.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Serves one plugin module to a parent reactor (--isolate-plugins); not for people.
     #[command(name = "__plugin-worker", hide = true)]
     PluginWorker {
@@ -64,6 +109,9 @@ pub enum Command {
 pub enum Plugins {
     /// List every plugin available, built-in and found, with where it comes from. Runs no
     /// plugin code: a hand-dropped file never loaded before is listed as not inspected.
+    #[command(after_help = "\
+Example: list the plugins of ./plugins too, as JSON:
+  reactor plugins list --plugin-dir ./plugins --json")]
     List {
         /// Print JSON.
         #[arg(long)]
@@ -71,6 +119,9 @@ pub enum Plugins {
     },
     /// Show a plugin's manifest, its args (types, required, defaults, descriptions), its file and
     /// sha256. A PATH is loaded (its code runs); a KEY is looked up as `list` finds it.
+    #[command(after_help = "\
+Example: show the args the built-in tag_and_push takes:
+  reactor plugins inspect tag_and_push")]
     Inspect {
         /// A plugin key, or the path of a plugin file.
         #[arg(value_name = "KEY|PATH")]
@@ -82,6 +133,9 @@ pub enum Plugins {
     },
     /// Check that plugin files (or every plugin of a directory) would load in this reactor: exit 0
     /// when all would, else one line per file saying why and how to fix it, and exit 3.
+    #[command(after_help = "\
+Example: check a freshly built plugin before shipping it:
+  reactor plugins check target/release/libmy_plugin.so")]
     Check {
         /// Plugin files, or plugin directories.
         #[arg(value_name = "PATH", required = true)]
@@ -92,6 +146,9 @@ pub enum Plugins {
     /// The package goes into DIR/<name>/ once its checksums and signature are checked, every
     /// file loads in this reactor, and no plugin key collides with what DIR already holds. It is
     /// atomic: a refused or interrupted install leaves DIR as it was.
+    #[command(after_help = "\
+Example: install a signed package for your user, replacing an older version:
+  reactor plugins install my_plugin-0.2.0.tar.gz --require-signed --force")]
     Install {
         /// The package, or a plugin shared object (packaged on the fly).
         #[arg(value_name = "PACKAGE|PATH")]
@@ -116,6 +173,9 @@ pub enum Plugins {
         trusted_keys: Option<PathBuf>,
     },
     /// Remove an installed package.
+    #[command(after_help = "\
+Example: remove the package my_plugin from the system plugin directory:
+  reactor plugins remove my_plugin --dir /usr/lib/reactor/plugins")]
     Remove {
         /// The package's name (its directory in DIR).
         #[arg(value_name = "NAME")]
@@ -130,6 +190,9 @@ pub enum Plugins {
     /// The package holds the crate's cdylib (the release build if there is one),
     /// reactor-plugin.json with the plugins' manifests and the file's sha256, the crate's README
     /// and licence, and with --sign a minisign signature of reactor-plugin.json.
+    #[command(after_help = "\
+Example: package and sign the plugin crate in ./my_plugin, into ./dist:
+  reactor plugins package ./my_plugin --out dist --sign ~/.minisign/minisign.key")]
     Package {
         /// The plugin crate's directory.
         #[arg(value_name = "CRATE_DIR", default_value = ".")]
@@ -145,6 +208,11 @@ pub enum Plugins {
         sign: Option<PathBuf>,
     },
     /// Write a new plugin crate, ready to build (`cargo build --release`) and load.
+    #[command(after_help = "\
+Example: start a prebuild plugin, build it, and see it loaded:
+  reactor plugins new my_plugin --phase prebuild
+  cd my_plugin && cargo build --release
+  reactor plugins inspect target/release/libmy_plugin.so")]
     New(NewPlugin),
 }
 
@@ -173,6 +241,9 @@ pub struct NewPlugin {
 #[derive(Debug, Subcommand)]
 pub enum Build {
     /// Build as a build.json describes (atomic-reactor's format, either generation).
+    #[command(after_help = "\
+Example: build another tag of the same build.json, refusing anything doubtful (as in CI):
+  reactor build json build.json --substitute image=app:2 --strict --metadata-file result.json")]
     Json {
         /// The build.json.
         #[arg(value_name = "FILE")]
@@ -193,6 +264,10 @@ pub enum Build {
         run: RunArgs,
     },
     /// Build from a git repository, as a build.json with `source.provider: git` would.
+    #[command(after_help = "\
+Example: build tag v1.2 of a repository, from the Dockerfile in its docker/ directory, and push it:
+  reactor build git --uri https://github.com/example/app.git --commit v1.2 --df-path docker \\
+    --image app:1.2 --target-registries registry.example.com:5000")]
     Git {
         /// The repository: a URL or a local path.
         #[arg(long)]
@@ -209,6 +284,9 @@ pub enum Build {
         run: RunArgs,
     },
     /// Build from a local directory, as a build.json with `source.provider: path` would.
+    #[command(after_help = "\
+Example: print the plan for ./app, with the base image pulled from a mirror, building nothing:
+  reactor build path --uri ./app --image app:dev --parent-registry mirror.example.com --dry-run")]
     Path {
         /// The directory.
         #[arg(long)]
@@ -233,23 +311,26 @@ pub struct SourceArgs {
     #[arg(long = "df-path", value_name = "PATH")]
     pub df_path: Option<String>,
 
-    /// Push the image to these registries (adds a `tag_and_push` postbuild plugin).
+    /// Push the image to these registries, with the built-in postbuild plugin `tag_and_push`.
     #[arg(long = "target-registries", value_name = "REGISTRY", num_args = 1..)]
     pub target_registries: Vec<String>,
 
-    /// The target registries are insecure (plain HTTP or unverified TLS).
+    /// The target registries speak plain HTTP or have a certificate that cannot be verified (the
+    /// engine must list them in its insecure-registries; loopback ones are by default).
     #[arg(long = "target-registries-insecure")]
     pub target_registries_insecure: bool,
 
-    /// Pull the base image from this registry (adds a `pull_base_image` prebuild plugin).
+    /// Pull the base images from this registry, with the built-in prebuild plugin
+    /// `pull_base_image`, and tag them as the Dockerfile names them.
     #[arg(long = "parent-registry", visible_alias = "source-registry", value_name = "REGISTRY")]
     pub parent_registry: Option<String>,
 
-    /// The parent registry is insecure.
+    /// The parent registry speaks plain HTTP or has a certificate that cannot be verified.
     #[arg(long = "parent-registry-insecure", visible_alias = "source-registry-insecure")]
     pub parent_registry_insecure: bool,
 
-    /// Do not pull the base image.
+    /// Do not run `pull_base_image` for --parent-registry: the build uses the base images the
+    /// engine has (the engine pulls a missing one as the Dockerfile names it).
     #[arg(long = "dont-pull-base-image")]
     pub dont_pull_base_image: bool,
 }

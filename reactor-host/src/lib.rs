@@ -13,6 +13,7 @@ mod dockerfile;
 mod engine;
 pub mod fuzzing;
 pub mod logging;
+mod manual;
 mod package;
 mod plugins;
 mod results;
