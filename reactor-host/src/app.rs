@@ -279,6 +279,7 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
         }
     };
     let mut code = code;
+    let mut written = None;
     if let Some(path) = &run.metadata_file {
         let doc = ResultDocument::finished(&request, &registry, &finished, code, started);
         if let Err(e) = doc.write(path) {
@@ -294,14 +295,55 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
             }
         } else {
             log::debug!("wrote the result document to {}", path.display());
+            written = Some(path.display().to_string());
         }
     }
+    summary(&request.image, &finished, written, started).report();
     if matches!(finished.failure, Some(Failure::ExitLimit { .. })) {
         // An abandoned exit plugin still runs on a thread of its own, and may hold what an
         // orderly return would wait for: the document is written, so end the process now.
         std::process::exit(i32::from(code));
     }
     ExitCode::from(code)
+}
+
+/// How the build ended, for the summary on stderr: `written` is the result document's path,
+/// when one was written.
+fn summary(
+    image: &str,
+    finished: &workflow::Finished,
+    written: Option<String>,
+    started: SystemTime,
+) -> crate::progress::Summary {
+    let outcome = Failure::outcome(finished.failure.as_ref());
+    let state = finished.session.state();
+    // The engine build is inside its builder plugin's run: the slowest is a plugin's.
+    let slowest = state
+        .runs
+        .iter()
+        .filter(|run| run.key != workflow::DOCKERBUILD)
+        .max_by_key(|run| run.duration)
+        .map(|run| (run.phase.name().to_owned(), run.key.clone(), run.duration));
+    crate::progress::Summary {
+        outcome: serde_json::to_value(outcome.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        failed_phase: outcome.failed_phase,
+        failed_plugin: outcome.failed_plugin,
+        error: outcome.error,
+        image: image.to_owned(),
+        image_id: state.build_result.as_ref().and_then(|b| b.image_id.clone()),
+        // The name it was built as, then those plugins added.
+        tags: std::iter::once(image.to_owned())
+            .chain(state.tags.iter().filter(|tag| tag.as_str() != image).cloned())
+            .collect(),
+        digests: state.digests.iter().map(|(n, d)| (n.clone(), d.clone())).collect(),
+        phases: crate::progress::phase_timings(),
+        slowest_plugin: slowest,
+        metadata_file: written,
+        duration: started.elapsed().unwrap_or_default(),
+    }
 }
 
 /// What makes `--metadata-file` unusable, found before anything runs: a directory, or the

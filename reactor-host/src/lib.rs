@@ -16,6 +16,7 @@ pub mod logging;
 mod manual;
 mod package;
 mod plugins;
+pub mod progress;
 mod results;
 mod scaffold;
 mod secrets;

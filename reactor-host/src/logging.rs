@@ -1,11 +1,13 @@
 //! Logging: env_logger's format and filter, with every line passed through the redaction of
 //! credentials in URLs and of secret plugin args (see `secrets`), whoever logs it (reactor, a
-//! library, or a plugin through the bridge).
+//! library, or a plugin through the bridge). With `--progress json` the lines are JSON objects
+//! (see `progress`), filtered and redacted the same way.
 
 /// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
 /// crates' at warn. RUST_LOG, when set, replaces this entirely. Every line goes through
-/// [`RedactingLogger`].
-pub fn init(verbose: bool, quiet: bool) {
+/// [`RedactingLogger`]; `progress` says whether it is written as plain lines or JSON.
+pub fn init(verbose: bool, quiet: bool, progress: crate::progress::Mode) {
+    crate::progress::set_json(progress.is_json());
     let level = if verbose {
         "debug"
     } else if quiet {
@@ -38,6 +40,10 @@ impl log::Log for RedactingLogger {
         // Formatted once here; env_logger then copies the text.
         let text = record.args().to_string();
         let text = crate::secrets::redact_text(&text);
+        if crate::progress::is_json() {
+            crate::progress::write_log_line(record.level(), record.target(), &text);
+            return;
+        }
         self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{text}")).build());
     }
 

@@ -7,6 +7,6 @@ use reactor::{app, cli, logging};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(cli.verbose, cli.quiet);
+    logging::init(cli.verbose, cli.quiet, cli.progress);
     app::run(cli)
 }

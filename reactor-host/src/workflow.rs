@@ -13,6 +13,7 @@ use crate::cancel::{Cancel, Signal};
 use crate::engine::{BuildSpec, Engine};
 use crate::plugins::runner::{run_buildstep, run_phase, PluginFailure};
 use crate::plugins::Plan;
+use crate::progress::{self, Event, PhaseRun};
 use crate::source::{self, FetchedSource};
 use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
@@ -159,6 +160,7 @@ async fn main_phases(
     let tmp = source::temp_dir()?;
     // Removes the directory if the fetch is abandoned below, or this future dropped, while it runs.
     let remove_unless_fetched = source::RemoveOnDrop::new(tmp.path());
+    let report = PhaseRun::start("source");
     let mut task = tokio::task::spawn_blocking(move || {
         source::collect_leftovers();
         source::fetch_into(tmp, &spec, &base_dir, layout, &cancel)
@@ -187,6 +189,7 @@ async fn main_phases(
         Ok::<_, Failure>(engine)
     };
     let (engine, fetched) = tokio::join!(connecting, fetching);
+    report.end(fetched.as_ref().is_ok_and(Result::is_ok) && engine.is_ok());
     let fetched = fetched?;
     // Keep what did work for the exit plugins, even when the other half failed.
     if let Ok(engine) = &engine {
@@ -209,7 +212,9 @@ async fn main_phases(
     if built.failed {
         return Err(Failure::Build(built.fail_reason.unwrap_or_else(|| "the builder reported a failure".to_owned())));
     }
-    log::info!("built {} ({})", request.image, built.image_id.unwrap_or_default());
+    let image_id = built.image_id.unwrap_or_default();
+    log::info!("built {} ({image_id})", request.image);
+    progress::emit(&Event::ImageBuilt { image: request.image.clone(), image_id });
     run_phase(Phase::Prepublish, plan.phase(Phase::Prepublish), session, false).await?;
     run_phase(Phase::Postbuild, plan.phase(Phase::Postbuild), session, false).await?;
     Ok(())
@@ -270,6 +275,9 @@ pub async fn build_image(session: &Session) -> Result<BuildResult, PluginError> 
     let mut spool_error = None;
     let on_line = |line: &str| {
         log::info!(target: "reactor::build", "{line}");
+        if let Some((current, total, instruction)) = progress::parse_step(line) {
+            progress::emit(&Event::BuildStep { current, total, instruction: instruction.to_owned() });
+        }
         if spool_error.is_none() {
             spool_error = spool.line(line).err();
         }

@@ -83,6 +83,8 @@ impl PluginContext {
                 let credentials = registry_credentials(&name, registry_secret_dir.as_deref())?;
                 let digest = self.block_on(engine.push_image(&name, credentials.as_ref()))?;
                 if let Some(digest) = &digest {
+                    let event = crate::progress::Event::PushDigest { name: name.clone(), digest: digest.clone() };
+                    crate::progress::emit(&event);
                     self.session.state().digests.insert(name, digest.clone());
                 }
                 to_json(PushOutcome { digest })

@@ -181,6 +181,8 @@ impl Worker {
         let mut command = Command::new(reactor_executable());
         command
             .args(verbosity())
+            // Its own lines (at load) in the parent's format: a JSON stream stays all JSON.
+            .env("REACTOR_PROGRESS", if crate::progress::is_json() { "json" } else { "plain" })
             .arg(WORKER_COMMAND)
             .arg(path)
             .stdin(Stdio::from(OwnedFd::from(theirs)))

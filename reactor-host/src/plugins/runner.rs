@@ -5,13 +5,14 @@
 //! exit phase's limit (`--exit-timeout`) within it.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use reactor_plugin_api::{ErrorKind, Phase, PluginError};
 use serde_json::{json, Value};
 
 use super::context::PluginContext;
 use super::plan::PlannedPlugin;
+use crate::progress::{self, PhaseRun};
 use crate::state::{BuildState, PluginRun, RunStatus, Session};
 
 /// A fatal plugin failure.
@@ -25,7 +26,20 @@ pub struct PluginFailure {
 
 /// Runs `plugins` as `phase`. A fatal failure stops the phase at once, unless `keep_going`
 /// (the exit phase), where every plugin runs and the first fatal failure is returned at the end.
+/// The phase's start and end are reported (`progress`).
 pub async fn run_phase(
+    phase: Phase,
+    plugins: &[PlannedPlugin],
+    session: &Arc<Session>,
+    keep_going: bool,
+) -> Result<(), PluginFailure> {
+    let report = PhaseRun::start(phase.name());
+    let result = run_phase_plugins(phase, plugins, session, keep_going).await;
+    report.end(result.is_ok());
+    result
+}
+
+async fn run_phase_plugins(
     phase: Phase,
     plugins: &[PlannedPlugin],
     session: &Arc<Session>,
@@ -40,6 +54,7 @@ pub async fn run_phase(
             && session.cancel.exit_deadline(phase_started).is_some_and(|deadline| Instant::now() >= deadline);
         if limit_over {
             log::warn!("{phase} plugin '{key}' not run: the exit phase's limit (--exit-timeout) is over");
+            progress::plugin_ended(phase.name(), key, Duration::ZERO, "skipped", None);
             continue;
         }
         let Err(error) = invoke(phase, planned, session, phase_started).await else {
@@ -60,8 +75,16 @@ pub async fn run_phase(
 }
 
 /// Runs the buildstep phase: the first plugin that does not decline builds the image. Whatever
-/// a builder's entry says, its failure is fatal: there is no image without it.
+/// a builder's entry says, its failure is fatal: there is no image without it. The phase's start
+/// and end are reported (`progress`).
 pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) -> Result<(), PluginFailure> {
+    let report = PhaseRun::start(Phase::Buildstep.name());
+    let result = run_builders(plugins, session).await;
+    report.end(result.is_ok());
+    result
+}
+
+async fn run_builders(plugins: &[PlannedPlugin], session: &Arc<Session>) -> Result<(), PluginFailure> {
     session.state().phase = Some(Phase::Buildstep);
     let mut declined = Vec::new();
     let mut last_key = "buildstep".to_owned();
@@ -114,6 +137,7 @@ async fn invoke(
         planned.plugin.origin,
         crate::secrets::redact_args(&planned.plugin.manifest.args_schema, &args)
     );
+    progress::plugin_started(phase.name(), &key);
     let host = PluginContext::handle(&key, phase, session.clone());
     let plugin = planned.plugin.clone();
     let (started, clock) = (SystemTime::now(), Instant::now());
@@ -147,6 +171,7 @@ async fn invoke(
             )
         };
         log::warn!("{phase} plugin '{key}' {message}");
+        progress::plugin_ended(phase.name(), &key, duration, "abandoned", Some(message.clone()));
         let error = PluginError::with_kind(ErrorKind::Cancelled, &message);
         let run = PluginRun {
             phase,
@@ -178,6 +203,12 @@ async fn invoke(
     };
     crate::secrets::redact_value(&mut result);
     let error = error.map(|e| crate::secrets::redact_text(&e));
+    let reported = match &outcome {
+        Ok(_) => "succeeded",
+        Err(e) if e.kind == ErrorKind::Declined => "declined",
+        Err(_) => "failed",
+    };
+    progress::plugin_ended(phase.name(), &key, duration, reported, error.clone());
     session.record_run(PluginRun { phase, key, started, duration, status, error, result: Some(result) });
     outcome
 }
