@@ -23,6 +23,7 @@ mod fault_source;
 mod git_transports;
 mod help;
 mod isolation;
+mod output;
 mod overlay;
 mod plugin_dirs;
 mod plugin_files;
