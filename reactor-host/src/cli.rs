@@ -52,7 +52,7 @@ pub struct Cli {
     pub isolate_plugins: bool,
 
     /// How the build is shown on stderr: `plain` (log lines), `json` (one JSON object per line,
-    /// see docs/output.md), `tty` (a terminal view; for now the same as plain), or `auto` (tty
+    /// see docs/output.md), `tty` (a live view of phases and plugins), or `auto` (tty
     /// on a terminal, plain otherwise).
     #[arg(long, value_enum, value_name = "MODE", global = true, env = "REACTOR_PROGRESS", default_value = "auto")]
     pub progress: crate::progress::Mode,

@@ -1,13 +1,18 @@
 //! Logging: env_logger's format and filter, with every line passed through the redaction of
 //! credentials in URLs and of secret plugin args (see `secrets`), whoever logs it (reactor, a
 //! library, or a plugin through the bridge). With `--progress json` the lines are JSON objects
-//! (see `progress`), filtered and redacted the same way.
+//! (see `progress`), filtered and redacted the same way; with `--progress tty` they go
+//! through the live view (`live`).
 
 /// reactor's own lines and plugins' at info (debug with -v, warnings only with -q); other
 /// crates' at warn. RUST_LOG, when set, replaces this entirely. Every line goes through
 /// [`RedactingLogger`]; `progress` says whether it is written as plain lines or JSON.
 pub fn init(verbose: bool, quiet: bool, progress: crate::progress::Mode) {
     crate::progress::set_json(progress.is_json());
+    // `-q` asks for warnings only: no view of the plugins either.
+    if progress.resolve() == crate::progress::Mode::Tty && !quiet {
+        crate::live::start();
+    }
     let level = if verbose {
         "debug"
     } else if quiet {
@@ -40,6 +45,9 @@ impl log::Log for RedactingLogger {
         // Formatted once here; env_logger then copies the text.
         let text = record.args().to_string();
         let text = crate::secrets::redact_text(&text);
+        if crate::live::log_line(record.level(), record.target(), &text) {
+            return;
+        }
         if crate::progress::is_json() {
             crate::progress::write_log_line(record.level(), record.target(), &text);
             return;

@@ -2,8 +2,9 @@
 //! events (a phase or a plugin started or ended, a build step, the image built, a digest
 //! pushed, the summary) and the place (phase, plugin) every log line belongs to.
 //!
-//! The workflow calls [`emit`] where these things happen; with `--progress plain` (today's
-//! output) an event writes nothing, the log lines already say it; with `--progress json` each
+//! The workflow calls [`emit`] where these things happen; with `--progress tty` it is drawn in
+//! the live view (`live`); with `--progress plain` (today's output) an event writes nothing,
+//! the log lines already say it; with `--progress json` each
 //! event and each log line is one JSON object on one line of stderr (`docs/output.md` is the
 //! schema). Everything written goes through the same redaction as the plain log
 //! ([`crate::secrets::redact_value`]). The summary is the one event plain output shows too,
@@ -25,7 +26,7 @@ pub enum Mode {
     /// tty when stderr is a terminal, plain otherwise.
     #[default]
     Auto,
-    /// A live view on a terminal (for now the same as plain).
+    /// A live view on a terminal (drawn only when stderr is one).
     Tty,
     /// Today's log lines, greppable and stable.
     Plain,
@@ -43,7 +44,7 @@ impl Mode {
         }
     }
 
-    /// Whether this mode writes JSON lines. `tty` has no live view yet: it writes plain lines.
+    /// Whether this mode writes JSON lines.
     pub fn is_json(self) -> bool {
         self.resolve() == Mode::Json
     }
@@ -186,6 +187,9 @@ impl Event {
 /// Reports `event`: a JSON line in JSON mode (when its level is logged); nothing in plain,
 /// whose log lines already say it.
 pub fn emit(event: &Event) {
+    if crate::live::show(event) {
+        return;
+    }
     if !is_json() || !log::log_enabled!(target: "reactor::progress", event.level()) {
         return;
     }
@@ -368,10 +372,14 @@ impl Summary {
         lines
     }
 
-    /// Shows the summary: `reactor::summary` log lines in plain, one `summary` event in JSON.
+    /// Shows the summary: below the live view in tty, `reactor::summary` log lines in plain,
+    /// one `summary` event in JSON.
     /// At info, so `-q` leaves it out.
     pub fn report(&self) {
         let lines = self.lines();
+        if crate::live::finish(&lines) {
+            return;
+        }
         if !is_json() {
             for line in &lines {
                 log::info!(target: "reactor::summary", "{line}");

@@ -1,0 +1,218 @@
+//! The `--progress tty` live view, drawn by `indicatif` on stderr: a line per phase with its
+//! plugins under it, each with a spinner while it runs, then a tick or a cross and its duration;
+//! under the running build, its current step out of the total and its last few output lines.
+//! Warnings and errors are printed above the view; the summary below it, once it is finished.
+//!
+//! Like the rest of `progress`, the view is process-wide: one process runs one build, and its
+//! phases and plugins run one at a time, so each new line is simply added at the bottom.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::progress::Event;
+
+/// How many of the build's output lines stay on screen under its step.
+const TAIL_LINES: usize = 3;
+
+/// A spinner's frames, then what it shows when done (the line's style is replaced then).
+const SPINNER_FRAMES: &str = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏ ";
+
+static VIEW: Mutex<Option<LiveView>> = Mutex::new(None);
+
+fn view() -> std::sync::MutexGuard<'static, Option<LiveView>> {
+    VIEW.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Starts the view (from `logging::init`, for `--progress tty`).
+pub fn start() {
+    *view() = Some(LiveView::new());
+}
+
+/// Shows `event` in the view; false when there is no view.
+pub fn show(event: &Event) -> bool {
+    match view().as_mut() {
+        Some(view) => {
+            view.show(event);
+            true
+        }
+        None => false,
+    }
+}
+
+/// A log line: a build output line joins the tail under the build; one at warn or error (or
+/// any, with `-v`) is printed above the view; other info lines are what the view replaces.
+/// False when there is no view.
+pub fn log_line(level: log::Level, target: &str, text: &str) -> bool {
+    let mut guard = view();
+    let Some(view) = guard.as_mut() else { return false };
+    if target == "reactor::build" && level == log::Level::Info {
+        view.build_output(text);
+    } else if level <= log::Level::Warn || log::max_level() >= log::LevelFilter::Debug {
+        view.print_above(&format!("[{} {target}] {text}", level));
+    }
+    true
+}
+
+/// Ends the view, leaving its last drawing on screen, and prints `lines` below it.
+/// False when there is no view (the caller prints them its own way).
+pub fn finish(lines: &[String]) -> bool {
+    let Some(view) = view().take() else { return false };
+    view.finish();
+    for line in lines {
+        eprintln!("{line}");
+    }
+    true
+}
+
+struct LiveView {
+    multi: MultiProgress,
+    /// The phase running now and its line.
+    phase: Option<ProgressBar>,
+    /// The plugin running now and its line.
+    plugin: Option<ProgressBar>,
+    /// "Step N/M: …" under the build, once it has one.
+    step: Option<ProgressBar>,
+    /// The last few build output lines, oldest first, each with its own line.
+    tail: Vec<ProgressBar>,
+    tail_text: VecDeque<String>,
+    /// The ended lines, kept: indicatif takes a dropped bar's line out of the drawing.
+    ended: Vec<ProgressBar>,
+}
+
+impl LiveView {
+    fn new() -> Self {
+        // indicatif hides the drawing when stderr is no terminal (`--progress tty` in a pipe).
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        LiveView {
+            multi,
+            phase: None,
+            plugin: None,
+            step: None,
+            tail: Vec::new(),
+            tail_text: VecDeque::new(),
+            ended: Vec::new(),
+        }
+    }
+
+    fn spinner(&self, indent: &str, name: &str) -> ProgressBar {
+        let style = ProgressStyle::with_template(&format!("{indent}{{spinner:.cyan}} {{msg}} {{elapsed:.dim}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_spinner())
+            .tick_chars(SPINNER_FRAMES);
+        let bar = self.multi.add(ProgressBar::new_spinner().with_style(style).with_message(name.to_owned()));
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+
+    fn text_line(&self, indent: &str, text: &str) -> ProgressBar {
+        text_line(&self.multi, indent, text)
+    }
+
+    fn show(&mut self, event: &Event) {
+        match event {
+            Event::PhaseStarted { phase } => self.phase = Some(self.spinner("", phase)),
+            Event::PhaseEnded { phase, duration, outcome } => {
+                if let Some(bar) = self.phase.take() {
+                    end(&bar, "", phase, *duration, outcome);
+                    self.ended.push(bar);
+                }
+            }
+            Event::PluginStarted { plugin, .. } => self.plugin = Some(self.spinner("  ", plugin)),
+            Event::PluginEnded { plugin, duration, outcome, .. } => {
+                self.clear_build();
+                // A skipped plugin never started: its line is added ended.
+                let bar = self.plugin.take().unwrap_or_else(|| self.text_line("  ", plugin));
+                end(&bar, "  ", plugin, *duration, outcome);
+                self.ended.push(bar);
+            }
+            Event::BuildStep { current, total, instruction } => {
+                let text = crate::secrets::redact_text(&format!("Step {current}/{total}: {instruction}"));
+                self.step_line().set_message(text);
+            }
+            Event::ImageBuilt { .. } | Event::PushDigest { .. } => {}
+        }
+    }
+
+    fn build_output(&mut self, text: &str) {
+        // The step line itself is on the step's own line.
+        if crate::progress::parse_step(text).is_some() || text.trim().is_empty() {
+            return;
+        }
+        if self.tail_text.len() == TAIL_LINES {
+            self.tail_text.pop_front();
+        }
+        self.tail_text.push_back(text.trim_end().to_owned());
+        // The output goes under the step, even before the first step line.
+        self.step_line();
+        while self.tail.len() < self.tail_text.len() {
+            let bar = self.text_line("      ", "");
+            self.tail.push(bar);
+        }
+        for (bar, text) in self.tail.iter().zip(&self.tail_text) {
+            bar.set_message(text.clone());
+        }
+    }
+
+    fn step_line(&mut self) -> &ProgressBar {
+        let multi = &self.multi;
+        self.step.get_or_insert_with(|| text_line(multi, "    ", ""))
+    }
+
+    /// The build's step and output lines go when its plugin ends: its own line says how it went.
+    fn clear_build(&mut self) {
+        if let Some(bar) = self.step.take() {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        for bar in self.tail.drain(..) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
+        }
+        self.tail_text.clear();
+    }
+
+    fn print_above(&self, line: &str) {
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            // Fails only when stderr is gone, with nobody to tell.
+            let _ = self.multi.println(line);
+        }
+    }
+
+    fn finish(mut self) {
+        self.clear_build();
+        // What still runs (a cancelled build) ends as it is, with no tick.
+        for bar in [self.plugin.take(), self.phase.take()].into_iter().flatten() {
+            bar.abandon();
+            self.ended.push(bar);
+        }
+        // Below the last line of the drawing, which ends without a newline.
+        if !self.multi.is_hidden() {
+            eprintln!();
+        }
+    }
+}
+
+/// A line of text (no spinner) at the bottom of the view.
+fn text_line(multi: &MultiProgress, indent: &str, text: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!("{indent}{{wide_msg:.dim}}"))
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    multi.add(ProgressBar::new_spinner().with_style(style).with_message(text.to_owned()))
+}
+
+/// A phase's or plugin's line, ended: a tick or a cross (a dash when skipped), and its duration.
+fn end(bar: &ProgressBar, indent: &str, name: &str, duration: Duration, outcome: &str) {
+    let mark = match outcome {
+        "succeeded" => "✓",
+        "declined" | "skipped" => "-",
+        _ => "✗",
+    };
+    let note = if outcome == "succeeded" { String::new() } else { format!(" ({outcome})") };
+    let style =
+        ProgressStyle::with_template(&format!("{indent}{{msg}}")).unwrap_or_else(|_| ProgressStyle::default_spinner());
+    bar.set_style(style);
+    bar.finish_with_message(format!("{mark} {name} {:.2}s{note}", duration.as_secs_f64()));
+}
