@@ -34,4 +34,5 @@ mod private_engine;
 mod secrets;
 mod seed;
 mod source;
+mod tty;
 mod workflow;
