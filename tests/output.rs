@@ -190,6 +190,24 @@ fn a_failing_builds_json_events_name_the_failed_plugin() {
 }
 
 #[test]
+fn a_build_that_fails_shows_its_builder_and_the_buildstep_as_failed() {
+    let build = Build::new("output-build-fails");
+    write_files(&build.dir.path().join("src"), &[("Dockerfile", "FROM busybox:latest\nRUN exit 7\n")]);
+    let run = build.run(Vec::new(), &["--progress", "json"]);
+    run.expect_code(1);
+    let lines = json_lines(&run.stderr);
+    // The builder returned normally, with the failure in its build result: failed all the same.
+    let ended = lines
+        .iter()
+        .find(|l| l["event"] == "plugin_ended" && l["phase"] == "buildstep")
+        .unwrap_or_else(|| panic!("no buildstep plugin_ended:\n{}", run.stderr));
+    assert_eq!(ended["outcome"], "failed", "{ended}");
+    assert!(ended["error"].as_str().is_some_and(|e| !e.is_empty()), "{ended}");
+    let timeline = timeline(&lines);
+    assert!(timeline.contains(&"phase_ended buildstep failed".to_owned()), "{timeline:?}");
+}
+
+#[test]
 fn plain_progress_in_a_pipe_has_no_escape_codes_keeps_todays_lines_and_ends_with_the_summary() {
     let build = Build::new("output-plain");
     for args in [&["--progress", "plain"][..], &[][..]] {

@@ -80,7 +80,7 @@ async fn run_phase_plugins(
 pub async fn run_buildstep(plugins: &[PlannedPlugin], session: &Arc<Session>) -> Result<(), PluginFailure> {
     let report = PhaseRun::start(Phase::Buildstep.name());
     let result = run_builders(plugins, session).await;
-    report.end(result.is_ok());
+    report.end(result.is_ok() && build_failure(session).is_none());
     result
 }
 
@@ -118,6 +118,11 @@ async fn run_builders(plugins: &[PlannedPlugin], session: &Arc<Session>) -> Resu
     };
     log::error!("{failure}");
     Err(failure)
+}
+
+/// Why the build a builder ran failed, when it did.
+fn build_failure(session: &Session) -> Option<String> {
+    session.state().build_result.as_ref().and_then(|result| result.fail_reason.clone())
 }
 
 /// Runs one plugin and records its run and result (on failure, `{"error", "kind"}`). A plugin
@@ -203,12 +208,18 @@ async fn invoke(
     };
     crate::secrets::redact_value(&mut result);
     let error = error.map(|e| crate::secrets::redact_text(&e));
-    let reported = match &outcome {
-        Ok(_) => "succeeded",
-        Err(e) if e.kind == ErrorKind::Declined => "declined",
-        Err(_) => "failed",
+    let (reported, shown_error) = match &outcome {
+        // A builder that ran a build which failed returns normally, with the failure in the
+        // build result: shown as failed all the same.
+        Ok(_) if phase == Phase::Buildstep => match build_failure(session) {
+            Some(reason) => ("failed", Some(crate::secrets::redact_text(&reason))),
+            None => ("succeeded", None),
+        },
+        Ok(_) => ("succeeded", None),
+        Err(e) if e.kind == ErrorKind::Declined => ("declined", error.clone()),
+        Err(_) => ("failed", error.clone()),
     };
-    progress::plugin_ended(phase.name(), &key, duration, reported, error.clone());
+    progress::plugin_ended(phase.name(), &key, duration, reported, shown_error);
     session.record_run(PluginRun { phase, key, started, duration, status, error, result: Some(result) });
     outcome
 }
