@@ -199,7 +199,7 @@ pub fn emit(event: &Event) {
     let plugin = plugin
         .map(str::to_owned)
         .or(if matches!(event, Event::PhaseStarted { .. } | Event::PhaseEnded { .. }) { None } else { place.plugin });
-    write_line(event.level(), phase, plugin, event.name(), &message, fields);
+    write_line(json_line(event.level(), phase, plugin, event.name(), &message, fields));
 }
 
 /// Writes one log record as a JSON line: its phase and plugin are those its target names
@@ -207,7 +207,7 @@ pub fn emit(event: &Event) {
 pub fn write_log_line(level: log::Level, target: &str, message: &str) {
     let place = lock(&PLACE).clone();
     let plugin = plugin_of_target(target).map(str::to_owned).or(place.plugin);
-    write_line(level, place.phase, plugin, "log", message, json!({"target": target}));
+    write_line(json_line(level, place.phase, plugin, "log", message, json!({"target": target})));
 }
 
 /// The key in a plugin's own log target, `plugin::<key>::<its target>`.
@@ -215,15 +215,8 @@ fn plugin_of_target(target: &str) -> Option<&str> {
     target.strip_prefix("plugin::").and_then(|rest| rest.split("::").next())
 }
 
-fn write_line(
-    level: log::Level,
-    phase: Option<String>,
-    plugin: Option<String>,
-    event: &str,
-    message: &str,
-    fields: Value,
-) {
-    let line = json_line(level, phase, plugin, event, message, fields);
+/// Writes one JSON line to stderr.
+fn write_line(line: String) {
     let mut stderr = std::io::stderr().lock();
     // A closed stderr has nobody to tell.
     let _ = writeln!(stderr, "{line}");
@@ -414,7 +407,7 @@ impl Summary {
             "duration_s": secs(self.duration),
         });
         let message: Vec<&str> = lines.iter().map(|l| l.strip_prefix("summary: ").unwrap_or(l)).collect();
-        write_line(log::Level::Info, None, None, "summary", &message.join("; "), fields);
+        write_line(json_line(log::Level::Info, None, None, "summary", &message.join("; "), fields));
     }
 }
 
