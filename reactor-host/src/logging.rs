@@ -44,12 +44,13 @@ impl log::Log for RedactingLogger {
         }
         // Formatted once here; env_logger then copies the text.
         let text = record.args().to_string();
-        let text = crate::secrets::redact_text(&text);
-        if crate::live::log_line(record.level(), record.target(), &text) {
+        if crate::progress::is_json() {
+            // The JSON line redacts every string it holds, this text included: once is enough.
+            crate::progress::write_log_line(record.level(), record.target(), &text);
             return;
         }
-        if crate::progress::is_json() {
-            crate::progress::write_log_line(record.level(), record.target(), &text);
+        let text = crate::secrets::redact_text(&text);
+        if crate::live::log_line(record.level(), record.target(), &text) {
             return;
         }
         self.0.log(&log::Record::builder().metadata(record.metadata().clone()).args(format_args!("{text}")).build());
