@@ -85,23 +85,10 @@ fn id_of(name: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// The digest `registry` serves for `name` (`repo:tag`), as the docker CLI asks for it.
-fn served_digest(registry: &str, name: &str, login: Option<&str>) -> String {
+/// The digest `registry` serves for `name` (`repo:tag`).
+fn served_digest_of(registry: &str, name: &str, login: Option<&str>) -> String {
     let (repository, tag) = name.rsplit_once(':').expect("repo:tag");
-    let mut curl = Command::new("curl");
-    curl.args(["-s", "-I", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
-    if let Some(login) = login {
-        curl.args(["-u", login]);
-    }
-    let out = curl.arg(format!("http://{registry}/v2/{repository}/manifests/{tag}")).output().expect("curl");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case("docker-content-digest").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("{registry} serves no digest for {name}: {headers}"))
+    served_digest(registry, repository, tag, login)
 }
 
 /// One build, with `-v`.
@@ -143,7 +130,7 @@ fn cleanup(image: &str, bases: &[(&str, &str)]) -> Images {
 fn a_parent_registry_in_build_json_pulls_a_base_only_the_registry_has_and_records_its_digest() {
     let dir = workdir();
     let base = served_base(dir.path(), REGISTRY);
-    let served = served_digest(REGISTRY, &base, None);
+    let served = served_digest_of(REGISTRY, &base, None);
     // The top-level parent_registry adds pull_base_image, as in atomic-reactor.
     let fields = json!({"parent_registry": REGISTRY, "parent_registry_insecure": true});
     let built = build_with(dir.path(), &format!("FROM {base}\nRUN echo built > /built\n"), fields, &[]);
@@ -168,7 +155,7 @@ fn a_parent_registry_in_build_json_pulls_a_base_only_the_registry_has_and_record
 fn a_base_is_pulled_with_the_credentials_of_a_secret_dir_and_no_password_is_printed() {
     let dir = workdir();
     let base = served_base(dir.path(), AUTH_REGISTRY);
-    let served = served_digest(AUTH_REGISTRY, &base, Some(&format!("{USER}:{SECRET}")));
+    let served = served_digest_of(AUTH_REGISTRY, &base, Some(&format!("{USER}:{SECRET}")));
     let secret_dir = dir.path().join("secret");
     let dockercfg = json!({AUTH_REGISTRY: {"username": USER, "password": SECRET, "email": "reactor@example.com"}});
     write_files(&secret_dir, &[(".dockercfg", &dockercfg.to_string())]);

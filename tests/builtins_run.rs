@@ -288,20 +288,6 @@ fn all_packages_lists_the_installed_packages_of_a_dpkg_database() {
     );
 }
 
-/// The digest the registry serves for `repository:tag`.
-fn served_digest(repository: &str, tag: &str) -> String {
-    let out = std::process::Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{REGISTRY}/v2/{repository}/manifests/{tag}"))
-        .output()
-        .expect("curl");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("docker-content-digest:").map(|d| d.trim().to_owned()))
-        .unwrap_or_else(|| panic!("no digest for {repository}:{tag}: {headers}"))
-}
-
 #[test]
 fn store_metadata_writes_and_posts_the_tags_digests_and_commit() {
     let dir = workdir();
@@ -339,7 +325,7 @@ fn store_metadata_writes_and_posts_the_tags_digests_and_commit() {
 
     let pushed = format!("{REGISTRY}/{image}:probe");
     let digest = doc["digests"][&pushed].as_str().unwrap_or_else(|| panic!("pushed: {doc}"));
-    assert_eq!(digest, served_digest(&image, "probe"), "the digest the registry serves");
+    assert_eq!(digest, served_digest(REGISTRY, &image, "probe", None), "the digest the registry serves");
     assert_eq!(
         written["digests"],
         json!([{"registry": REGISTRY, "repository": image, "tag": "probe", "digest": digest}])

@@ -151,13 +151,8 @@ fn a_push_logs_in_with_docker_config_json_and_no_secret_is_printed() {
     let pushed = format!("{AUTH_REGISTRY}/{image}:probe");
     let digest = doc["digests"][&pushed].as_str().unwrap_or_else(|| panic!("digest recorded: {doc}")).to_owned();
     // The registry serves that manifest under that digest, to the same login.
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", &format!("{USER}:{SECRET}")])
-        .args(["-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{AUTH_REGISTRY}/v2/{image}/manifests/{digest}"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let login = format!("{USER}:{SECRET}");
+    assert_eq!(registry_manifest(AUTH_REGISTRY, &image, &digest, Some(&login)).status, 200);
     assert_no_secret(&run, dir.path(), &[SECRET, &auth]);
 }
 

@@ -195,7 +195,7 @@ fn a_registry_back_during_the_retries_takes_the_push() {
     let doc = build.check_clean_end();
     assert_eq!(doc["status"], "succeeded", "{doc}");
     let digest = doc["digests"][&name].as_str().unwrap_or_else(|| panic!("a digest for {name}: {doc}"));
-    assert_eq!(registry.manifest_status(&build.repo, digest), "200", "the registry serves {digest}");
+    assert_eq!(registry.manifest_status(&build.repo, digest), 200, "the registry serves {digest}");
 }
 
 #[test]

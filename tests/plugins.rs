@@ -228,18 +228,9 @@ fn a_plugin_pushes_through_the_host_and_the_digest_is_recorded() {
     let digest = doc["digests"][&pushed].as_str().unwrap_or_else(|| panic!("digest recorded: {doc}")).to_owned();
     assert!(digest.starts_with("sha256:"), "{digest}");
     // The registry serves that manifest under that digest.
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-H",
-            "Accept: application/vnd.docker.distribution.manifest.v2+json",
-        ])
-        .arg(format!("http://127.0.0.1:5000/v2/{image}/manifests/{digest}"))
-        .output()
-        .expect("curl");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "the registry has {pushed}@{digest}");
+    assert_eq!(
+        registry_manifest("127.0.0.1:5000", &image, &digest, None).status,
+        200,
+        "the registry has {pushed}@{digest}"
+    );
 }

@@ -257,22 +257,8 @@ impl PrivateRegistry {
     }
 
     /// The HTTP status of the manifest `repository:reference`.
-    pub fn manifest_status(&self, repository: &str, reference: &str) -> String {
-        let url = format!("http://{}/v2/{repository}/manifests/{reference}", self.address);
-        let out = Command::new("curl")
-            .args([
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-H",
-                "Accept: application/vnd.docker.distribution.manifest.v2+json",
-                &url,
-            ])
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+    pub fn manifest_status(&self, repository: &str, reference: &str) -> u16 {
+        crate::util::registry_manifest(&self.address, repository, reference, None).status
     }
 }
 

@@ -191,6 +191,43 @@ pub fn docker_run(image: &str, cmd: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// What a registry answers for a manifest, asked as the docker CLI asks (schema 2).
+pub struct Manifest {
+    /// The HTTP status.
+    pub status: u16,
+    /// Its `Docker-Content-Digest`, when served.
+    pub digest: Option<String>,
+}
+
+/// HEADs `http://REGISTRY/v2/REPOSITORY/manifests/REFERENCE` (a tag or a digest), with
+/// `login` (`user:password`) when given.
+pub fn registry_manifest(registry: &str, repository: &str, reference: &str, login: Option<&str>) -> Manifest {
+    let mut curl = Command::new("curl");
+    curl.args(["-s", "-I", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
+    if let Some(login) = login {
+        curl.args(["-u", login]);
+    }
+    let url = format!("http://{registry}/v2/{repository}/manifests/{reference}");
+    let out = curl.arg(&url).output().expect("run curl");
+    assert!(out.status.success(), "curl -I {url}: {}", String::from_utf8_lossy(&out.stderr));
+    let headers = String::from_utf8_lossy(&out.stdout);
+    let status = headers.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("an HTTP status");
+    let digest = headers.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.eq_ignore_ascii_case("docker-content-digest").then(|| value.trim().to_owned())
+    });
+    Manifest { status, digest }
+}
+
+/// The digest `registry` serves for `repository:tag`; fails the test when it serves none.
+pub fn served_digest(registry: &str, repository: &str, tag: &str, login: Option<&str>) -> String {
+    let manifest = registry_manifest(registry, repository, tag, login);
+    match manifest.digest {
+        Some(digest) if manifest.status == 200 => digest,
+        _ => panic!("{registry} serves no manifest for {repository}:{tag} (HTTP {})", manifest.status),
+    }
+}
+
 /// Removes images at the end of a test, even a failing one.
 pub struct Images(pub Vec<String>);
 
