@@ -44,6 +44,7 @@
 #        REACTOR_BENCH_SCENARIOS="branch sha path seed logs" runs only those named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 runs=${1:-5}
 log_runs=${2:-1}
 [[ $runs =~ ^[1-9][0-9]*$ && $log_runs =~ ^[1-9][0-9]*$ ]] ||
@@ -332,11 +333,7 @@ fi
 if wanted seed; then
     begin seed
     repo=$work/seed
-    mkdir -p "$repo"
-    cp -r examples/hello/docker-hello-world/. "$repo/"
-    git -C "$repo" init -q -b main
-    git -C "$repo" add -A
-    git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -q -m hello
+    example_repo "$repo"
     json=$work/seed.json
     build_json "$json" "$tag-seed-reactor" "{\"provider\": \"git\", \"uri\": \"file://$repo\", \"provider_params\": {\"git_commit\": \"main\"}}" "$(post_entry)"
     sed "s/$tag-seed-reactor/$tag-seed-atomic-reactor/" "$json" >"$work/seed-ar.json"

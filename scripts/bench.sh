@@ -12,6 +12,7 @@
 # usage: scripts/bench.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 rounds=${1:-10}
 [ "$rounds" -ge 5 ] || { echo "bench: at least 5 rounds" >&2; exit 2; }
 
@@ -28,16 +29,10 @@ cleanup() {
 trap cleanup EXIT
 
 repo=$work/docker-hello-world
-mkdir -p "$repo"
-cp -r examples/hello/docker-hello-world/. "$repo/"
-git -C "$repo" init -q -b main
-git -C "$repo" add -A
-git -C "$repo" -c user.name=bench -c user.email=bench@localhost commit -q -m hello
+example_repo "$repo"
 
 port=9199
-ncat -lk 127.0.0.1 $port --sh-exec "bash scripts/receive-post.sh $work/received.txt" &
-listener=$!
-for _ in $(seq 50); do ss -ltn | grep -q "127.0.0.1:$port" && break; sleep 0.1; done
+start_post_listener $port "$work/received.txt"
 url=http://127.0.0.1:$port/
 
 cat >"$work/build.json" <<JSON

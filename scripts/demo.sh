@@ -7,25 +7,18 @@
 #   and shows what the listener received and what the image prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 bash scripts/setup.sh
 cargo build --release --workspace --quiet
 
 # The example's source as a git repository: examples/hello/build.json clones it by a path.
-repo=target/demo/docker-hello-world
-rm -rf "$repo" && mkdir -p "$repo"
-cp -r examples/hello/docker-hello-world/. "$repo/"
-git -C "$repo" init -q -b main
-git -C "$repo" add -A
-git -C "$repo" -c user.name=demo -c user.email=demo@localhost commit -q -m "hello world"
+example_repo target/demo/docker-hello-world
 
 # terminal 1 of the seed: a listener on localhost:9099 (this one answers, so nobody waits).
 received=target/demo/received.txt
-: >"$received"
-ncat -l 127.0.0.1 9099 --sh-exec "bash scripts/receive-post.sh $received" &
-listener=$!
+start_post_listener 9099 "$received" once
 trap 'kill $listener 2>/dev/null || true' EXIT
-for _ in $(seq 50); do ss -ltn 2>/dev/null | grep -q '127.0.0.1:9099' && break; sleep 0.1; done
 
 # terminal 2 of the seed.
 set -x

@@ -13,6 +13,7 @@
 # usage: scripts/soak.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 builds=${1:-200}
 [ "$builds" -ge 20 ] || { echo "soak: at least 20 builds" >&2; exit 2; }
 
@@ -49,17 +50,10 @@ docker version >/dev/null 2>&1 || { tail -20 "$engine/dockerd.log" >&2; exit 1; 
 env -u DOCKER_HOST docker save busybox:latest | docker load -q >/dev/null
 
 repo=$work/docker-hello-world
-mkdir -p "$repo"
-cp -r examples/hello/docker-hello-world/. "$repo/"
-git -C "$repo" init -q -b main
-git -C "$repo" add -A
-git -C "$repo" -c user.name=soak -c user.email=soak@localhost commit -q -m hello
+example_repo "$repo"
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-: >"$work/received.txt"
-ncat -lk 127.0.0.1 "$port" --sh-exec "bash scripts/receive-post.sh $work/received.txt" &
-listener=$!
-for _ in $(seq 50); do ss -ltn | grep -q "127.0.0.1:$port" && break; sleep 0.1; done
+start_post_listener "$port" "$work/received.txt"
 
 cat >"$work/build.json" <<JSON
 {"image": "reactor-soak", "git_url": "$repo",
