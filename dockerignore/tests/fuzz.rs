@@ -6,6 +6,9 @@
 use dockerignore::fuzzing::{check_dockerignore, dockerignore as fuzz_input};
 use proptest::prelude::*;
 
+#[path = "../../fuzz/seeds.rs"]
+mod seeds;
+
 fn line() -> impl Strategy<Value = String> {
     prop_oneof![
         Just("*.secret".to_owned()),
@@ -70,12 +73,7 @@ proptest! {
 /// The `cargo fuzz` target's seeds, and the inputs it once failed on, as it reads them.
 #[test]
 fn fuzz_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/dockerignore");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("a directory entry").path();
-        fuzz_input(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-        count += 1;
+    for seed in seeds::seeds("dockerignore") {
+        fuzz_input(&seed);
     }
-    assert!(count > 0, "no seeds in {}", dir.display());
 }

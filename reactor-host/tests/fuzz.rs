@@ -4,11 +4,14 @@
 //! (mostly well-formed, often of the wrong type), with `--substitute` values; seeds with a few
 //! bytes cut and a JSON piece spliced in; and arbitrary bytes.
 
-use std::path::Path;
 
 use proptest::prelude::*;
 use reactor::fuzzing::{build_json, plugin_json};
 use serde_json::{json, Map, Value};
+
+#[path = "../../fuzz/seeds.rs"]
+mod seeds;
+use seeds::seeds;
 
 /// The keys of a build.json, at any level: most of them where they belong, sometimes elsewhere.
 const BUILD_JSON_KEYS: &[&str] = &[
@@ -229,21 +232,6 @@ fn plugin_json_input() -> impl Strategy<Value = Vec<u8>> {
             }
             serde_json::to_vec(&Value::Object(object)).expect("JSON")
         })
-}
-
-/// The `cargo fuzz` target's seeds (and the inputs it once failed on), as bytes.
-fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds").join(target);
-    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| {
-            let path = entry.expect("a directory entry").path();
-            std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        })
-        .collect();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    seeds.sort();
-    seeds
 }
 
 /// JSON and `--substitute` pieces that trip decoders.

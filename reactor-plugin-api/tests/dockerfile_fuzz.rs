@@ -9,6 +9,9 @@
 use proptest::prelude::*;
 use reactor_plugin_api::fuzzing::{check_dockerfile as check, dockerfile as fuzz_input};
 
+#[path = "../../fuzz/seeds.rs"]
+mod seeds;
+
 /// Pieces of Dockerfile text, joined at random: mostly valid ones, so that most inputs parse
 /// and get edited, and now and then a hostile one.
 fn piece() -> impl Strategy<Value = String> {
@@ -106,12 +109,7 @@ proptest! {
 /// The `cargo fuzz` target's seeds, and the inputs it once failed on, as it reads them.
 #[test]
 fn fuzz_seeds() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/dockerfile");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("a directory entry").path();
-        fuzz_input(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())));
-        count += 1;
+    for seed in seeds::seeds("dockerfile") {
+        fuzz_input(&seed);
     }
-    assert!(count > 0, "no seeds in {}", dir.display());
 }
