@@ -164,6 +164,54 @@ fn json_progress_of_a_real_build_is_one_object_per_line_with_the_events_in_order
 }
 
 #[test]
+fn json_progress_of_a_push_reports_each_layer_until_it_is_in_the_registry_before_the_digest() {
+    let build = Build::new("output-push-layers");
+    // A layer of its own (the registry cannot have it) on top of busybox's.
+    let dockerfile = format!("FROM busybox:latest\nRUN head -c 2000000 /dev/urandom > /blob && echo {}\n", build.repo);
+    write_files(&build.dir.path().join("src"), &[("Dockerfile", &dockerfile)]);
+    let run = build.run(Vec::new(), &["--progress", "json"]);
+    run.expect_code(0);
+    let lines = json_lines(&run.stderr);
+    let name = format!("{REGISTRY}/{}", build.image());
+    let digest_at = lines
+        .iter()
+        .position(|l| l["event"] == "push_digest" && l["name"] == name)
+        .unwrap_or_else(|| panic!("no push_digest:\n{}", run.stderr));
+    let layer_lines: Vec<(usize, &Value)> =
+        lines.iter().enumerate().filter(|(_, l)| l["event"] == "push_layer").collect();
+    // Each layer's statuses in order, as first seen.
+    let mut layers: Vec<(String, Vec<String>)> = Vec::new();
+    for (at, line) in &layer_lines {
+        assert!(*at < digest_at, "a layer line after the digest: {line}\n{}", run.stderr);
+        assert_eq!(
+            (&line["name"], &line["plugin"], &line["phase"]),
+            (&json!(name), &json!("tag_and_push"), &json!("postbuild"))
+        );
+        let layer = line["layer"].as_str().unwrap_or_else(|| panic!("no layer: {line}")).to_owned();
+        let status = line["status"].as_str().unwrap_or_else(|| panic!("no status: {line}")).to_owned();
+        if status == "Pushing" {
+            let (current, total) = (line["current"].as_u64(), line["total"].as_u64());
+            assert!(current.is_some() && total.is_some() && current <= total, "{line}");
+        }
+        match layers.iter_mut().find(|(id, _)| *id == layer) {
+            Some((_, statuses)) => statuses.push(status),
+            None => layers.push((layer, vec![status])),
+        }
+    }
+    assert!(layers.len() >= 2, "fewer than two layers: {layers:?}");
+    let in_registry = |s: &str| s == "Pushed" || s == "Layer already exists" || s.starts_with("Mounted from ");
+    for (layer, statuses) in &layers {
+        let last = statuses.last().map(String::as_str).unwrap_or_default();
+        assert!(in_registry(last), "layer {layer} ends {statuses:?}");
+        assert!(statuses.iter().all(|s| !in_registry(s) || s == last), "{layer}: {statuses:?}");
+    }
+    assert!(layers.iter().any(|(_, s)| s.contains(&"Pushed".to_owned())), "the new layer is pushed: {layers:?}");
+    // A few lines a layer, not one per chunk: 2 MB goes in many chunks.
+    let pushing = layer_lines.iter().filter(|(_, l)| l["status"] == "Pushing").count();
+    assert!(pushing < 40, "{pushing} Pushing lines: reported per chunk?");
+}
+
+#[test]
 fn a_failing_builds_json_events_name_the_failed_plugin() {
     let build = Build::new("output-fail");
     let failing = json!({"name": "run_in_image", "args": {"command": "exit 3"}});

@@ -1,6 +1,8 @@
 //! The `--progress tty` live view, drawn by `indicatif` on stderr: a line per phase with its
 //! plugins under it, each with a spinner while it runs, then a tick or a cross and its duration;
-//! under the running build, its current step out of the total and its last few output lines.
+//! under the running build, its current step out of the total and its last few output lines;
+//! under a running push, a line per layer (its status, and a byte bar while it is sent), folded
+//! into one `pushed NAME@DIGEST` line when the push ends.
 //! Warnings and errors are printed above the view; the summary below it, once it is finished.
 //!
 //! Like the rest of `progress`, the view is process-wide: one process runs one build, and its
@@ -78,6 +80,8 @@ struct LiveView {
     /// The last few build output lines, oldest first, each with its own line.
     tail: Vec<ProgressBar>,
     tail_text: VecDeque<String>,
+    /// The layers of the push running now, by the engine's short id, in the order first seen.
+    layers: Vec<(String, ProgressBar)>,
     /// The ended lines, kept: indicatif takes a dropped bar's line out of the drawing.
     ended: Vec<ProgressBar>,
 }
@@ -85,7 +89,11 @@ struct LiveView {
 impl LiveView {
     fn new() -> Self {
         // indicatif hides the drawing when stderr is no terminal (`--progress tty` in a pipe).
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        Self::with_target(ProgressDrawTarget::stderr())
+    }
+
+    fn with_target(target: ProgressDrawTarget) -> Self {
+        let multi = MultiProgress::with_draw_target(target);
         LiveView {
             multi,
             phase: None,
@@ -93,6 +101,7 @@ impl LiveView {
             step: None,
             tail: Vec::new(),
             tail_text: VecDeque::new(),
+            layers: Vec::new(),
             ended: Vec::new(),
         }
     }
@@ -122,6 +131,7 @@ impl LiveView {
             Event::PluginStarted { plugin, .. } => self.plugin = Some(self.spinner("  ", plugin)),
             Event::PluginEnded { plugin, duration, outcome, .. } => {
                 self.clear_build();
+                self.clear_layers();
                 // A skipped plugin never started: its line is added ended.
                 let bar = self.plugin.take().unwrap_or_else(|| self.text_line("  ", plugin));
                 end(&bar, "  ", plugin, *duration, outcome);
@@ -131,7 +141,14 @@ impl LiveView {
                 let text = crate::secrets::redact_text(&format!("Step {current}/{total}: {instruction}"));
                 self.step_line().set_message(text);
             }
-            Event::ImageBuilt { .. } | Event::PushDigest { .. } => {}
+            Event::PushLayer { layer, status, current, total, .. } => self.push_layer(layer, status, *current, *total),
+            Event::PushDigest { name, digest } => {
+                self.clear_layers();
+                let text = crate::secrets::redact_text(&format!("pushed {name}@{digest}"));
+                let bar = self.text_line("    ", &text);
+                self.ended.push(bar);
+            }
+            Event::ImageBuilt { .. } => {}
         }
     }
 
@@ -152,6 +169,42 @@ impl LiveView {
         }
         for (bar, text) in self.tail.iter().zip(&self.tail_text) {
             bar.set_message(text.clone());
+        }
+    }
+
+    /// A layer's line: its short id and status, with a byte bar while it is being sent.
+    fn push_layer(&mut self, layer: &str, status: &str, current: Option<u64>, total: Option<u64>) {
+        let bar = match self.layers.iter().find(|(id, _)| id == layer) {
+            Some((_, bar)) => bar.clone(),
+            None => {
+                let bar = self.multi.add(ProgressBar::new(0).with_prefix(short_id(layer).to_owned()));
+                self.layers.push((layer.to_owned(), bar.clone()));
+                bar
+            }
+        };
+        let sending = status == "Pushing" && total.is_some_and(|total| total > 0);
+        let template = if sending {
+            "    {prefix} {msg:<9} [{bar:30.cyan/dim}] {bytes}/{total_bytes}"
+        } else {
+            "    {prefix} {msg}"
+        };
+        bar.set_style(
+            ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        if sending {
+            bar.set_length(total.unwrap_or(0));
+            bar.set_position(current.unwrap_or(0));
+        }
+        bar.set_message(status.to_owned());
+    }
+
+    /// The push's layer lines go when it ends: the `pushed` line (or the plugin's) says how.
+    fn clear_layers(&mut self) {
+        for (_, bar) in self.layers.drain(..) {
+            bar.finish_and_clear();
+            self.multi.remove(&bar);
         }
     }
 
@@ -184,6 +237,7 @@ impl LiveView {
 
     fn finish(mut self) {
         self.clear_build();
+        self.clear_layers();
         // What still runs (a cancelled build) ends as it is, with no tick.
         for bar in [self.plugin.take(), self.phase.take()].into_iter().flatten() {
             bar.abandon();
@@ -194,6 +248,12 @@ impl LiveView {
             eprintln!();
         }
     }
+}
+
+/// The engine's layer ids are already short (12 hex digits); a longer one is cut to that.
+fn short_id(layer: &str) -> &str {
+    let layer = layer.strip_prefix("sha256:").unwrap_or(layer);
+    layer.get(..12).unwrap_or(layer)
 }
 
 /// A line of text (no spinner) at the bottom of the view.

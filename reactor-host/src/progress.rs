@@ -123,6 +123,14 @@ pub enum Event {
         name: String,
         digest: String,
     },
+    /// A layer of a push moved on (see [`LayerReports`] for how often this is said).
+    PushLayer {
+        name: String,
+        layer: String,
+        status: String,
+        current: Option<u64>,
+        total: Option<u64>,
+    },
 }
 
 impl Event {
@@ -135,6 +143,7 @@ impl Event {
             Event::BuildStep { .. } => "build_step",
             Event::ImageBuilt { .. } => "image_built",
             Event::PushDigest { .. } => "push_digest",
+            Event::PushLayer { .. } => "push_layer",
         }
     }
 
@@ -179,6 +188,18 @@ impl Event {
             }
             Event::PushDigest { name, digest } => {
                 (None, None, format!("pushed {name}@{digest}"), json!({"name": name, "digest": digest}))
+            }
+            Event::PushLayer { name, layer, status, current, total } => {
+                let bytes = match (current, total) {
+                    (Some(current), Some(total)) => format!(" {current}/{total} bytes"),
+                    _ => String::new(),
+                };
+                (
+                    None,
+                    None,
+                    format!("push {name}: layer {layer} {status}{bytes}"),
+                    json!({"name": name, "layer": layer, "status": status, "current": current, "total": total}),
+                )
             }
         }
     }
@@ -289,6 +310,32 @@ pub fn plugin_ended(phase: &str, plugin: &str, duration: Duration, outcome: &'st
     let mut place = lock(&PLACE);
     if place.plugin.as_deref() == Some(plugin) {
         place.plugin = None;
+    }
+}
+
+/// How often a layer's bytes are reported while it is pushed: a few times a second, never
+/// per chunk (the engine sends one line per chunk).
+const LAYER_REPORT_EVERY: Duration = Duration::from_millis(250);
+
+/// Decides which of a push's layer lines become [`Event::PushLayer`]: every change of a
+/// layer's status, and its bytes at most every [`LAYER_REPORT_EVERY`].
+#[derive(Debug, Default)]
+pub struct LayerReports {
+    /// Each layer's last reported status, and when.
+    last: std::collections::HashMap<String, (String, Instant)>,
+}
+
+impl LayerReports {
+    /// Whether `status` of `layer`, now, is to be reported (and if so, notes it).
+    pub fn due(&mut self, layer: &str, status: &str, now: Instant) -> bool {
+        let due = match self.last.get(layer) {
+            Some((last, at)) => last != status || now.duration_since(*at) >= LAYER_REPORT_EVERY,
+            None => true,
+        };
+        if due {
+            self.last.insert(layer.to_owned(), (status.to_owned(), now));
+        }
+        due
     }
 }
 
@@ -430,6 +477,39 @@ mod tests {
         assert_eq!(parse_step("Step 1/1 : FROM busybox:latest\n"), Some((1, 1, "FROM busybox:latest")));
         assert_eq!(parse_step(" ---> Running in abc"), None);
         assert_eq!(parse_step("Step x/3 : RUN"), None);
+    }
+
+    #[test]
+    fn layer_progress_is_reported_on_each_change_and_a_few_times_a_second() {
+        let mut reports = LayerReports::default();
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert!(reports.due("aaa", "Preparing", at(0)));
+        assert!(reports.due("bbb", "Preparing", at(0)), "each layer on its own");
+        assert!(reports.due("aaa", "Pushing", at(10)), "a new status");
+        assert!(!reports.due("aaa", "Pushing", at(20)), "a chunk right after");
+        assert!(!reports.due("aaa", "Pushing", at(200)));
+        assert!(reports.due("aaa", "Pushing", at(260)), "its bytes, a quarter second on");
+        assert!(!reports.due("aaa", "Pushing", at(300)));
+        assert!(reports.due("aaa", "Pushed", at(301)), "the end, at once");
+        let line = json_line(
+            log::Level::Info,
+            Some("postbuild".into()),
+            Some("tag_and_push".into()),
+            "push_layer",
+            "m",
+            Event::PushLayer {
+                name: "r/x:1".into(),
+                layer: "aaa".into(),
+                status: "Pushing".into(),
+                current: Some(5),
+                total: Some(10),
+            }
+            .parts()
+            .3,
+        );
+        let parsed: Value = serde_json::from_str(&line).expect("one JSON object");
+        assert_eq!((&parsed["layer"], &parsed["current"], &parsed["total"]), (&json!("aaa"), &json!(5), &json!(10)));
     }
 
     #[test]

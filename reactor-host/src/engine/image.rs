@@ -15,6 +15,17 @@ use serde_json::Value;
 use super::{Engine, Error};
 use crate::credentials::{redact_url, Credentials};
 
+/// One layer's line of a push stream, as the engine reports it: `layer` is the engine's short id,
+/// `status` its word for where the layer is (`Preparing`, `Waiting`, `Pushing`, `Pushed`,
+/// `Layer already exists`, `Mounted from …`), and the bytes sent of the total while `Pushing`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerProgress {
+    pub layer: String,
+    pub status: String,
+    pub current: Option<u64>,
+    pub total: Option<u64>,
+}
+
 /// An image the engine pulled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PulledImage {
@@ -180,12 +191,18 @@ impl Engine {
     /// Pushes `name` (`registry/repo[:tag]`), logging in to its registry with `credentials` when
     /// given, and returns the digest the registry reported. A registry that cannot be reached or
     /// answers 5xx is tried again after each of [`PUSH_RETRY_PAUSES`]; then the push fails with
-    /// [`Error::RegistryUnavailable`].
-    pub async fn push_image(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
+    /// [`Error::RegistryUnavailable`]. Each layer's line of the stream is given to `on_layer`, as
+    /// it comes (every chunk: the caller decides what to show).
+    pub async fn push_image(
+        &self,
+        name: &str,
+        credentials: Option<&Credentials>,
+        on_layer: &mut dyn FnMut(LayerProgress),
+    ) -> Result<Option<String>, Error> {
         let attempts = PUSH_RETRY_PAUSES.len() + 1;
         let mut attempt = 1;
         loop {
-            let message = match self.push_once(name, credentials).await {
+            let message = match self.push_once(name, credentials, on_layer).await {
                 Err(Error::Stream { message, .. } | Error::Daemon { message, .. }) if is_transient(&message) => message,
                 other => return other,
             };
@@ -210,7 +227,16 @@ impl Engine {
     }
 
     /// One attempt of [`Engine::push_image`].
-    async fn push_once(&self, name: &str, credentials: Option<&Credentials>) -> Result<Option<String>, Error> {
+    async fn push_once(
+        &self,
+        name: &str,
+        credentials: Option<&Credentials>,
+        on_layer: &mut dyn FnMut(LayerProgress),
+    ) -> Result<Option<String>, Error> {
+        if let Some(socket) = self.host.strip_prefix("unix://") {
+            return self.push_over_socket(socket, name, credentials, on_layer).await;
+        }
+        // Over TCP the push goes through bollard, whose stream has no layer ids: no layer lines.
         let (repo, tag) = split_tag(name);
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let mut stream = self.docker.push_image(repo, Some(options), docker_credentials(name, credentials));
@@ -226,6 +252,82 @@ impl Engine {
                 if let Some(at) = status.find("digest: ") {
                     digest = status[at + 8..].split_whitespace().next().map(str::to_owned);
                 }
+            }
+        }
+        Ok(digest)
+    }
+
+    /// [`Engine::push_once`] on the engine's unix socket, spoken by hand: bollard's push stream
+    /// drops each line's layer id (its model has none), which the per-layer progress needs.
+    /// HTTP/1.0, so the engine streams the body unchunked and closes it at the end.
+    async fn push_over_socket(
+        &self,
+        socket: &str,
+        name: &str,
+        credentials: Option<&Credentials>,
+        on_layer: &mut dyn FnMut(LayerProgress),
+    ) -> Result<Option<String>, Error> {
+        use base64::Engine as _;
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+        let lost = |e: std::io::Error| Error::Stream { operation: "push", message: e.to_string() };
+        let (repo, tag) = split_tag(name);
+        let auth = serde_json::to_string(&docker_credentials(name, credentials).unwrap_or_default())
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let auth = base64::engine::general_purpose::URL_SAFE.encode(auth);
+        let mut stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| Error::Unreachable { host: self.host.clone(), reason: e.to_string() })?;
+        let request = format!(
+            "POST /images/{repo}/push?tag={tag} HTTP/1.0\r\nHost: docker\r\nX-Registry-Auth: {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: 0\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.map_err(lost)?;
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).await.map_err(lost)?;
+        // "HTTP/1.0 200 OK"
+        let status: u16 = line.split_whitespace().nth(1).and_then(|code| code.parse().ok()).ok_or_else(|| {
+            Error::Stream { operation: "push", message: format!("the engine answered {:?}", line.trim_end()) }
+        })?;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.map_err(lost)? == 0 || line.trim().is_empty() {
+                break;
+            }
+        }
+        if status != 200 {
+            let mut body = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut reader, &mut body).await.map_err(lost)?;
+            let message = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| body.trim().to_owned());
+            let err = bollard::errors::Error::DockerResponseServerError { status_code: status, message };
+            return Err(self.registry_error("push", name, credentials, err));
+        }
+        let mut digest = None;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).await.map_err(lost)? == 0 {
+                break;
+            }
+            let Ok(item) = serde_json::from_str::<Value>(line.trim()) else { continue };
+            if let Some(message) = item["errorDetail"]["message"].as_str().or(item["error"].as_str()) {
+                let err = bollard::errors::Error::DockerStreamError { error: message.to_owned() };
+                return Err(self.registry_error("push", name, credentials, err));
+            }
+            let Some(status) = item["status"].as_str() else { continue };
+            if let Some(at) = status.find("digest: ") {
+                digest = status[at + 8..].split_whitespace().next().map(str::to_owned);
+            } else if let Some(layer) = item["id"].as_str() {
+                // A layer's line has its id; the others (`The push refers to …`) none.
+                on_layer(LayerProgress {
+                    layer: layer.to_owned(),
+                    status: status.to_owned(),
+                    current: item["progressDetail"]["current"].as_u64(),
+                    total: item["progressDetail"]["total"].as_u64(),
+                });
             }
         }
         Ok(digest)
@@ -412,8 +514,9 @@ mod tests {
             let name = format!("{AUTH_REGISTRY}/{repository}:{}", unique_tag());
             engine.tag_image("busybox:latest", &name).await.expect("busybox:latest (scripts/setup.sh makes it)");
 
-            let refused = engine.push_image(&name, None).await;
-            let pushed = engine.push_image(&name, Some(&login())).await;
+            let refused = engine.push_image(&name, None, &mut |_| {}).await;
+            let mut layers = Vec::new();
+            let pushed = engine.push_image(&name, Some(&login()), &mut |layer| layers.push(layer)).await;
             let _ = engine.remove_image(&name, false).await;
 
             let err = refused.expect_err("the registry wants a login");
@@ -423,6 +526,15 @@ mod tests {
             assert!(digest.starts_with("sha256:"), "{digest}");
             assert_eq!(manifest_status(repository, &digest, "reactor:reactor-secret"), "200", "{digest}");
             assert_eq!(manifest_status(repository, &digest, "reactor:wrong"), "401");
+            // busybox's layers, each by its short id, each ends pushed (or already there).
+            let mut ids: Vec<&str> = layers.iter().map(|l| l.layer.as_str()).collect();
+            ids.dedup();
+            assert!(!ids.is_empty() && ids.iter().all(|id| id.len() == 12), "{layers:?}");
+            for id in ids {
+                let last = layers.iter().rev().find(|l| l.layer == id).map(|l| l.status.as_str()).unwrap_or_default();
+                let there = ["Pushed", "Layer already exists"].contains(&last) || last.starts_with("Mounted from");
+                assert!(there, "{id} ends {last}: {layers:?}");
+            }
         }
     }
 }

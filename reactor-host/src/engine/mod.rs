@@ -18,7 +18,7 @@ use reactor_plugin_api::error_chain;
 pub use build::{floor_char_boundary, BuildSpec, MAX_LINE_BYTES};
 pub use container::Stopped;
 pub use context::special_file;
-pub use image::registry_of;
+pub use image::{registry_of, LayerProgress};
 
 /// A connection to the engine.
 #[derive(Clone, Debug)]

@@ -81,7 +81,19 @@ impl PluginContext {
                 let engine = self.engine()?;
                 self.check_insecure(&engine, &name, insecure)?;
                 let credentials = registry_credentials(&name, registry_secret_dir.as_deref())?;
-                let digest = self.block_on(engine.push_image(&name, credentials.as_ref()))?;
+                let mut reports = crate::progress::LayerReports::default();
+                let mut on_layer = |layer: crate::engine::LayerProgress| {
+                    if reports.due(&layer.layer, &layer.status, std::time::Instant::now()) {
+                        crate::progress::emit(&crate::progress::Event::PushLayer {
+                            name: name.clone(),
+                            layer: layer.layer,
+                            status: layer.status,
+                            current: layer.current,
+                            total: layer.total,
+                        });
+                    }
+                };
+                let digest = self.block_on(engine.push_image(&name, credentials.as_ref(), &mut on_layer))?;
                 if let Some(digest) = &digest {
                     let event = crate::progress::Event::PushDigest { name: name.clone(), digest: digest.clone() };
                     crate::progress::emit(&event);
