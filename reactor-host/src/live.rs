@@ -145,7 +145,9 @@ impl LiveView {
             Event::PushDigest { name, digest } => {
                 self.clear_layers();
                 let text = crate::secrets::redact_text(&format!("pushed {name}@{digest}"));
-                let bar = self.text_line("    ", &text);
+                let bar = self.text_line("    ", "");
+                // Finished, it is drawn at once and stays as it is.
+                bar.finish_with_message(text);
                 self.ended.push(bar);
             }
             Event::ImageBuilt { .. } => {}
@@ -275,4 +277,83 @@ fn end(bar: &ProgressBar, indent: &str, name: &str, duration: Duration, outcome:
         ProgressStyle::with_template(&format!("{indent}{{msg}}")).unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
     bar.finish_with_message(format!("{mark} {name} {:.2}s{note}", duration.as_secs_f64()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use indicatif::InMemoryTerm;
+
+    /// The view drawn into a terminal in memory of `rows` x 100.
+    fn view_in_memory(rows: u16) -> (LiveView, InMemoryTerm) {
+        let term = InMemoryTerm::new(rows, 100);
+        let view = LiveView::with_target(ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100));
+        (view, term)
+    }
+
+    /// What the terminal shows once `shown` holds of a whole drawing (the same screen twice:
+    /// a drawing is written in several steps).
+    fn screen_when(term: &InMemoryTerm, what: &str, shown: impl Fn(&str) -> bool) -> String {
+        for _ in 0..200 {
+            let screen = term.contents();
+            std::thread::sleep(Duration::from_millis(5));
+            if shown(&screen) && screen == term.contents() {
+                return screen;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the view never showed {what}:\n{}", term.contents());
+    }
+
+    fn layer(layer: &str, status: &str, bytes: Option<(u64, u64)>) -> Event {
+        Event::PushLayer {
+            name: "127.0.0.1:5000/app:1".into(),
+            layer: layer.into(),
+            status: status.into(),
+            current: bytes.map(|b| b.0),
+            total: bytes.map(|b| b.1),
+        }
+    }
+
+    #[test]
+    fn a_push_shows_a_line_per_layer_under_its_plugin_then_the_digest_line() {
+        let (mut view, term) = view_in_memory(20);
+        view.show(&Event::PhaseStarted { phase: "postbuild".into() });
+        view.show(&Event::PluginStarted { phase: "postbuild".into(), plugin: "tag_and_push".into() });
+        view.show(&layer("aaaaaaaaaaaa", "Preparing", None));
+        view.show(&layer("bbbbbbbbbbbb", "Preparing", None));
+        view.show(&layer("aaaaaaaaaaaa", "Pushing", Some((1_048_576, 2_097_152))));
+        view.show(&layer("bbbbbbbbbbbb", "Layer already exists", None));
+        let mid = screen_when(&term, "the layers", |s| {
+            s.contains("aaaaaaaaaaaa Pushing") && s.contains("bbbbbbbbbbbb Layer")
+        });
+        let lines: Vec<&str> = mid.lines().collect();
+        let plugin = lines.iter().position(|l| l.trim_start().get(4..).is_some_and(|l| l.starts_with("tag_and_push")));
+        let pushing = lines.iter().position(|l| l.starts_with("    aaaaaaaaaaaa Pushing"));
+        let exists = lines.iter().position(|l| l.starts_with("    bbbbbbbbbbbb Layer already exists"));
+        assert!(
+            plugin.is_some() && plugin < pushing && pushing < exists,
+            "the layers under the plugin, in order:\n{mid}"
+        );
+        let bar = lines[pushing.unwrap_or_default()];
+        assert!(bar.contains("[") && bar.contains("1.00 MiB/2.00 MiB"), "a byte bar: {bar}");
+        // Half sent: the bar is half full.
+        let filled = bar.split('[').nth(1).map(|b| b.chars().take_while(|c| *c == '=').count()).unwrap_or(0);
+        assert!((13..=16).contains(&filled), "{filled} of 30: {bar}");
+
+        view.show(&layer("aaaaaaaaaaaa", "Pushed", None));
+        view.show(&Event::PushDigest { name: "127.0.0.1:5000/app:1".into(), digest: "sha256:d1".into() });
+        let end = screen_when(&term, "the digest line", |s| s.contains("pushed 127.0.0.1:5000/app:1@sha256:d1"));
+        assert!(!end.contains("aaaaaaaaaaaa") && !end.contains("bbbbbbbbbbbb"), "the layers are folded away:\n{end}");
+        view.show(&Event::PluginEnded {
+            phase: "postbuild".into(),
+            plugin: "tag_and_push".into(),
+            duration: Duration::from_millis(500),
+            outcome: "succeeded",
+            error: None,
+        });
+        let ended = screen_when(&term, "the tick", |s| s.contains("✓ tag_and_push 0.50s"));
+        assert!(ended.contains("    pushed 127.0.0.1:5000/app:1@sha256:d1"), "the digest line stays:\n{ended}");
+        view.finish();
+    }
 }
