@@ -28,9 +28,16 @@ struct Tmux {
 impl Tmux {
     /// Runs `command` (a shell line) in a detached 120x40 session, started in `dir`.
     fn start(dir: &Path, command: &str) -> Tmux {
+        Tmux::start_sized(dir, command, 120, 40)
+    }
+
+    /// [`Tmux::start`] in a terminal of `columns` x `rows`.
+    fn start_sized(dir: &Path, command: &str, columns: u16, rows: u16) -> Tmux {
         let tmux = Tmux { socket: unique("tty-socket"), session: unique("tty") };
         let dir = dir.display().to_string();
-        let out = tmux.run(&["new-session", "-d", "-s", &tmux.session, "-x", "120", "-y", "40", "-c", &dir, command]);
+        let (columns, rows) = (columns.to_string(), rows.to_string());
+        let out =
+            tmux.run(&["new-session", "-d", "-s", &tmux.session, "-x", &columns, "-y", &rows, "-c", &dir, command]);
         assert!(out.status.success(), "tmux new-session: {}", String::from_utf8_lossy(&out.stderr));
         tmux
     }
@@ -144,4 +151,57 @@ fn tty_progress_in_a_terminal_shows_the_live_view_mid_build_and_ticks_and_the_su
     let last_tick = end.lines().position(|l| l.starts_with("✓ exit "));
     assert!(summary.is_some() && summary > last_tick, "the summary is not below the view:\n{end}");
     assert!(end.contains("summary: result document: result.json"), "{end}");
+}
+
+#[test]
+fn tty_progress_in_a_short_terminal_folds_ended_phases_and_keeps_the_running_plugin_in_sight() {
+    engine_is_up();
+    let dir = workdir();
+    write_files(&dir.path().join("src"), &[("Dockerfile", "FROM busybox:latest\nRUN echo short-terminal\n")]);
+    let image = Image(format!("{}:1", unique("tty-short")));
+    let labels = json!({"name": "tty-short", "version": "1", "release": "2"});
+    let request = json!({
+        "image": image.0,
+        "source": {"provider": "path", "uri": "src"},
+        "prebuild_plugins": [
+            {"name": "add_labels_in_dockerfile", "args": {"labels": labels, "auto_labels": []}},
+            {"name": "assert_labels"},
+            {"name": "dockerfile_content"},
+            {"name": "cp_dockerfile", "args": {"path": "Dockerfile.copy"}},
+            {"name": "distribution_scope"},
+            {"name": "add_dockerfile"},
+            {"name": "change_from_in_dockerfile"},
+        ],
+        "postbuild_plugins": [
+            {"name": "dockerfile_content"},
+            {"name": "run_in_image", "args": {"command": "sleep 4"}},
+        ],
+        "exit_plugins": [
+            {"name": "dockerfile_content"},
+            {"name": "store_logs_to_file", "args": {"file_path": "logs.json"}},
+        ],
+    });
+    let file = build_json(dir.path(), &request);
+    let command = format!(
+        "env -u RUST_LOG '{}' --progress auto build json '{file}' --metadata-file result.json; echo REACTOR-EXIT=$?; sleep 3600",
+        env!("CARGO_BIN_EXE_reactor")
+    );
+    let tmux = Tmux::start_sized(dir.path(), &command, 100, 12);
+
+    // Mid-build: 7 prebuild plugins and more would not fit in 12 rows; the ended phases are
+    // folded and the running plugin is in sight.
+    let mid = tmux.wait_for("run_in_image running", |s| spinning(s, "run_in_image"));
+    assert!(!mid.contains("REACTOR-EXIT="), "the build ended before the view was seen:\n{mid}");
+    assert!(spinning(&mid, "postbuild"), "no spinner on the running phase:\n{mid}");
+    assert!(mid.lines().any(|l| l.starts_with("✓ prebuild  7 plugins  ")), "prebuild is not folded:\n{mid}");
+    assert!(!mid.contains("assert_labels"), "an ended phase's plugins are still shown:\n{mid}");
+    assert!(mid.lines().any(|l| l.starts_with("  ✓ dockerfile_content ")), "the running phase is not folded:\n{mid}");
+
+    let end = tmux.wait_for("the end of the run", |s| s.contains("REACTOR-EXIT="));
+    assert!(end.contains("REACTOR-EXIT=0"), "the build failed:\n{end}");
+    let summary = end.lines().position(|l| l.starts_with(&format!("summary: succeeded {}", image.0)));
+    let document = end.lines().position(|l| l.starts_with("summary: result document: result.json"));
+    assert!(summary.is_some() && summary < document, "the summary is not whole:\n{end}");
+    assert!(end.contains("summary: slowest plugin: "), "{end}");
+    assert!(!end.lines().any(|l| l.trim_start().starts_with(is_spinner)), "a spinner is left:\n{end}");
 }

@@ -5,6 +5,10 @@
 //! into one `pushed NAME@DIGEST` line when the push ends.
 //! Warnings and errors are printed above the view; the summary below it, once it is finished.
 //!
+//! A view taller than the terminal is bounded: ended phases fold into one line each
+//! (`✓ prebuild  4 plugins  1.20s`), then the oldest ended lines go; the running phase and
+//! plugin and what is under them stay.
+//!
 //! Like the rest of `progress`, the view is process-wide: one process runs one build, and its
 //! phases and plugins run one at a time, so each new line is simply added at the bottom.
 
@@ -69,8 +73,23 @@ pub fn finish(lines: &[String]) -> bool {
     true
 }
 
+/// A phase's lines in the view: its own, and its plugins' ended lines under it.
+struct PhaseLines {
+    bar: ProgressBar,
+    /// Ended plugin lines and pushed lines, in order.
+    children: Vec<ProgressBar>,
+    /// Its one-line form once ended (`✓ prebuild  4 plugins  1.20s`); None while it runs.
+    folded: Option<String>,
+    /// Whether it is shown folded.
+    is_folded: bool,
+}
+
 struct LiveView {
     multi: MultiProgress,
+    /// The terminal's height now, when known.
+    rows: Box<dyn Fn() -> Option<usize> + Send>,
+    /// The phases shown, oldest first; the last may be running.
+    phases: Vec<PhaseLines>,
     /// The phase running now and its line.
     phase: Option<ProgressBar>,
     /// The plugin running now and its line.
@@ -89,13 +108,16 @@ struct LiveView {
 impl LiveView {
     fn new() -> Self {
         // indicatif hides the drawing when stderr is no terminal (`--progress tty` in a pipe).
-        Self::with_target(ProgressDrawTarget::stderr())
+        let rows = || console::Term::stderr().size_checked().map(|(rows, _)| usize::from(rows));
+        Self::with_target(ProgressDrawTarget::stderr(), Box::new(rows))
     }
 
-    fn with_target(target: ProgressDrawTarget) -> Self {
+    fn with_target(target: ProgressDrawTarget, rows: Box<dyn Fn() -> Option<usize> + Send>) -> Self {
         let multi = MultiProgress::with_draw_target(target);
         LiveView {
             multi,
+            rows,
+            phases: Vec::new(),
             phase: None,
             plugin: None,
             step: None,
@@ -120,12 +142,29 @@ impl LiveView {
     }
 
     fn show(&mut self, event: &Event) {
+        self.draw(event);
+        self.fit();
+    }
+
+    fn draw(&mut self, event: &Event) {
         match event {
-            Event::PhaseStarted { phase } => self.phase = Some(self.spinner("", phase)),
+            Event::PhaseStarted { phase } => {
+                let bar = self.spinner("", phase);
+                self.phases.push(PhaseLines { bar: bar.clone(), children: Vec::new(), folded: None, is_folded: false });
+                self.phase = Some(bar);
+            }
             Event::PhaseEnded { phase, duration, outcome } => {
                 if let Some(bar) = self.phase.take() {
                     end(&bar, "", phase, *duration, outcome);
-                    self.ended.push(bar);
+                    if let Some(lines) = self.phases.last_mut() {
+                        let plugins = lines.children.len();
+                        let plural = if plugins == 1 { "" } else { "s" };
+                        let (mark, note) = mark_and_note(outcome);
+                        lines.folded = Some(format!(
+                            "{mark} {phase}  {plugins} plugin{plural}  {:.2}s{note}",
+                            duration.as_secs_f64()
+                        ));
+                    }
                 }
             }
             Event::PluginStarted { plugin, .. } => self.plugin = Some(self.spinner("  ", plugin)),
@@ -135,7 +174,7 @@ impl LiveView {
                 // A skipped plugin never started: its line is added ended.
                 let bar = self.plugin.take().unwrap_or_else(|| self.text_line("  ", plugin));
                 end(&bar, "  ", plugin, *duration, outcome);
-                self.ended.push(bar);
+                self.keep(bar);
             }
             Event::BuildStep { current, total, instruction } => {
                 let text = crate::secrets::redact_text(&format!("Step {current}/{total}: {instruction}"));
@@ -148,7 +187,7 @@ impl LiveView {
                 let bar = self.text_line("    ", "");
                 // Finished, it is drawn at once and stays as it is.
                 bar.finish_with_message(text);
-                self.ended.push(bar);
+                self.keep(bar);
             }
             Event::ImageBuilt { .. } => {}
         }
@@ -171,6 +210,56 @@ impl LiveView {
         }
         for (bar, text) in self.tail.iter().zip(&self.tail_text) {
             bar.set_message(text.clone());
+        }
+        self.fit();
+    }
+
+    /// An ended line under the running phase (with it, when it folds).
+    fn keep(&mut self, bar: ProgressBar) {
+        match self.phases.last_mut() {
+            Some(lines) => lines.children.push(bar),
+            None => self.ended.push(bar),
+        }
+    }
+
+    /// How many lines the view has now.
+    fn height(&self) -> usize {
+        let phases: usize = self.phases.iter().map(|p| 1 + if p.is_folded { 0 } else { p.children.len() }).sum();
+        phases
+            + usize::from(self.plugin.is_some())
+            + usize::from(self.step.is_some())
+            + self.tail.len()
+            + self.layers.len()
+    }
+
+    /// Makes the view fit the terminal: folds ended phases, oldest first, then takes out the
+    /// oldest ended lines; what runs now, and what is under it, stays.
+    fn fit(&mut self) {
+        let Some(rows) = (self.rows)() else { return };
+        // One row for the cursor, below the last line.
+        let room = rows.saturating_sub(1).max(1);
+        while self.height() > room {
+            let ended = |p: &PhaseLines| p.folded.is_some();
+            if let Some(lines) = self.phases.iter_mut().find(|p| ended(p) && !p.is_folded && !p.children.is_empty()) {
+                for bar in lines.children.drain(..) {
+                    self.multi.remove(&bar);
+                }
+                lines.is_folded = true;
+                if let Some(text) = &lines.folded {
+                    lines.bar.finish_with_message(text.clone());
+                }
+            } else if let Some(at) = self.phases.iter().position(ended) {
+                let lines = self.phases.remove(at);
+                for bar in lines.children.iter().chain([&lines.bar]) {
+                    self.multi.remove(bar);
+                }
+            } else if let Some(lines) = self.phases.last_mut().filter(|p| !p.children.is_empty()) {
+                // The running phase's own ended plugins, oldest first.
+                let bar = lines.children.remove(0);
+                self.multi.remove(&bar);
+            } else {
+                break;
+            }
         }
     }
 
@@ -252,6 +341,17 @@ impl LiveView {
     }
 }
 
+/// A tick or a cross (a dash when declined or skipped), and the outcome unless it succeeded.
+fn mark_and_note(outcome: &str) -> (&'static str, String) {
+    let mark = match outcome {
+        "succeeded" => "✓",
+        "declined" | "skipped" => "-",
+        _ => "✗",
+    };
+    let note = if outcome == "succeeded" { String::new() } else { format!(" ({outcome})") };
+    (mark, note)
+}
+
 /// The engine's layer ids are already short (12 hex digits); a longer one is cut to that.
 fn short_id(layer: &str) -> &str {
     let layer = layer.strip_prefix("sha256:").unwrap_or(layer);
@@ -267,12 +367,7 @@ fn text_line(multi: &MultiProgress, indent: &str, text: &str) -> ProgressBar {
 
 /// A phase's or plugin's line, ended: a tick or a cross (a dash when skipped), and its duration.
 fn end(bar: &ProgressBar, indent: &str, name: &str, duration: Duration, outcome: &str) {
-    let mark = match outcome {
-        "succeeded" => "✓",
-        "declined" | "skipped" => "-",
-        _ => "✗",
-    };
-    let note = if outcome == "succeeded" { String::new() } else { format!(" ({outcome})") };
+    let (mark, note) = mark_and_note(outcome);
     let style =
         ProgressStyle::with_template(&format!("{indent}{{msg}}")).unwrap_or_else(|_| ProgressStyle::default_spinner());
     bar.set_style(style);
@@ -287,7 +382,8 @@ mod tests {
     /// The view drawn into a terminal in memory of `rows` x 100.
     fn view_in_memory(rows: u16) -> (LiveView, InMemoryTerm) {
         let term = InMemoryTerm::new(rows, 100);
-        let view = LiveView::with_target(ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100));
+        let target = ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100);
+        let view = LiveView::with_target(target, Box::new(move || Some(usize::from(rows))));
         (view, term)
     }
 
@@ -354,6 +450,76 @@ mod tests {
         });
         let ended = screen_when(&term, "the tick", |s| s.contains("✓ tag_and_push 0.50s"));
         assert!(ended.contains("    pushed 127.0.0.1:5000/app:1@sha256:d1"), "the digest line stays:\n{ended}");
+        view.finish();
+    }
+
+    fn plugin_ended(phase: &str, plugin: &str) -> Event {
+        Event::PluginEnded {
+            phase: phase.into(),
+            plugin: plugin.into(),
+            duration: Duration::from_millis(250),
+            outcome: "succeeded",
+            error: None,
+        }
+    }
+
+    /// A phase run with `plugins` plugins, all ended.
+    fn run_phase(view: &mut LiveView, phase: &str, plugins: usize) {
+        view.show(&Event::PhaseStarted { phase: phase.into() });
+        for n in 0..plugins {
+            let plugin = format!("{phase}_plugin_{n}");
+            view.show(&Event::PluginStarted { phase: phase.into(), plugin: plugin.clone() });
+            view.show(&plugin_ended(phase, &plugin));
+        }
+        view.show(&Event::PhaseEnded {
+            phase: phase.into(),
+            duration: Duration::from_millis(1500),
+            outcome: "succeeded",
+        });
+    }
+
+    #[test]
+    fn a_view_taller_than_the_terminal_folds_ended_phases_then_drops_the_oldest() {
+        let (mut view, term) = view_in_memory(12);
+        run_phase(&mut view, "prebuild", 4);
+        let screen = screen_when(&term, "the prebuild", |s| s.contains("✓ prebuild 1.50s"));
+        assert!(screen.contains("  ✓ prebuild_plugin_3 0.25s"), "it fits, unfolded:\n{screen}");
+        run_phase(&mut view, "prepublish", 3);
+        view.show(&Event::PhaseStarted { phase: "postbuild".into() });
+        for n in 0..3 {
+            let plugin = format!("postbuild_plugin_{n}");
+            view.show(&Event::PluginStarted { phase: "postbuild".into(), plugin: plugin.clone() });
+            view.show(&plugin_ended("postbuild", &plugin));
+        }
+        view.show(&Event::PluginStarted { phase: "postbuild".into(), plugin: "the_running_one".into() });
+        view.show(&Event::BuildStep { current: 2, total: 3, instruction: "RUN true".into() });
+        for n in 0..3 {
+            view.build_output(&format!("output line {n}"));
+        }
+        // 1 + 4, 1 + 3, then 1 + 3 + 1 running + step + 3 output lines: 18, on 11 rows.
+        let screen = screen_when(&term, "the view folded", |s| {
+            s.contains("✓ prebuild  4 plugins  1.50s") && s.contains("the_running_one") && s.contains("output line 2")
+        });
+        assert_eq!(view.height(), 11, "{screen}");
+        assert!(screen.contains("✓ prepublish  3 plugins  1.50s"), "{screen}");
+        assert!(!screen.contains("prebuild_plugin_") && !screen.contains("prepublish_plugin_"), "{screen}");
+        assert!(screen.contains("  ✓ postbuild_plugin_0 0.25s"), "the running phase is not folded:\n{screen}");
+        assert!(screen.lines().count() <= 12, "{screen}");
+
+        // Still more: the oldest folded phase goes, then the running phase's oldest ended lines.
+        view.show(&plugin_ended("postbuild", "the_running_one"));
+        for n in 3..12 {
+            let plugin = format!("postbuild_plugin_{n}");
+            view.show(&Event::PluginStarted { phase: "postbuild".into(), plugin: plugin.clone() });
+            view.show(&plugin_ended("postbuild", &plugin));
+        }
+        view.show(&Event::PluginStarted { phase: "postbuild".into(), plugin: "the_last_one".into() });
+        let screen = screen_when(&term, "the last plugin", |s| s.contains("the_last_one") && !s.contains("prebuild"));
+        assert!(view.height() <= 11, "{screen}");
+        assert!(
+            !screen.contains("prepublish") && screen.contains("postbuild") && screen.contains("postbuild_plugin_11")
+        );
+        assert!(!screen.contains("postbuild_plugin_0 "), "{screen}");
         view.finish();
     }
 }
