@@ -318,7 +318,8 @@ pub fn plugin_ended(phase: &str, plugin: &str, duration: Duration, outcome: &'st
 const LAYER_REPORT_EVERY: Duration = Duration::from_millis(250);
 
 /// Decides which of a push's layer lines become [`Event::PushLayer`]: every change of a
-/// layer's status, and its bytes at most every [`LAYER_REPORT_EVERY`].
+/// layer's status, its last chunk (all bytes sent: the engine may send them all at once into
+/// the socket, then wait), and its bytes at most every [`LAYER_REPORT_EVERY`].
 #[derive(Debug, Default)]
 pub struct LayerReports {
     /// Each layer's last reported status, and when.
@@ -326,10 +327,11 @@ pub struct LayerReports {
 }
 
 impl LayerReports {
-    /// Whether `status` of `layer`, now, is to be reported (and if so, notes it).
-    pub fn due(&mut self, layer: &str, status: &str, now: Instant) -> bool {
+    /// Whether `status` of `layer`, now, is to be reported (and if so, notes it); `all_sent`:
+    /// the line says all of the layer's bytes are sent.
+    pub fn due(&mut self, layer: &str, status: &str, all_sent: bool, now: Instant) -> bool {
         let due = match self.last.get(layer) {
-            Some((last, at)) => last != status || now.duration_since(*at) >= LAYER_REPORT_EVERY,
+            Some((last, at)) => last != status || all_sent || now.duration_since(*at) >= LAYER_REPORT_EVERY,
             None => true,
         };
         if due {
@@ -484,14 +486,15 @@ mod tests {
         let mut reports = LayerReports::default();
         let start = Instant::now();
         let at = |ms: u64| start + Duration::from_millis(ms);
-        assert!(reports.due("aaa", "Preparing", at(0)));
-        assert!(reports.due("bbb", "Preparing", at(0)), "each layer on its own");
-        assert!(reports.due("aaa", "Pushing", at(10)), "a new status");
-        assert!(!reports.due("aaa", "Pushing", at(20)), "a chunk right after");
-        assert!(!reports.due("aaa", "Pushing", at(200)));
-        assert!(reports.due("aaa", "Pushing", at(260)), "its bytes, a quarter second on");
-        assert!(!reports.due("aaa", "Pushing", at(300)));
-        assert!(reports.due("aaa", "Pushed", at(301)), "the end, at once");
+        assert!(reports.due("aaa", "Preparing", false, at(0)));
+        assert!(reports.due("bbb", "Preparing", false, at(0)), "each layer on its own");
+        assert!(reports.due("aaa", "Pushing", false, at(10)), "a new status");
+        assert!(!reports.due("aaa", "Pushing", false, at(20)), "a chunk right after");
+        assert!(!reports.due("aaa", "Pushing", false, at(200)));
+        assert!(reports.due("aaa", "Pushing", false, at(260)), "its bytes, a quarter second on");
+        assert!(!reports.due("aaa", "Pushing", false, at(300)));
+        assert!(reports.due("aaa", "Pushing", true, at(301)), "the last chunk, at once");
+        assert!(reports.due("aaa", "Pushed", false, at(302)), "the end, at once");
         let line = json_line(
             log::Level::Info,
             Some("postbuild".into()),

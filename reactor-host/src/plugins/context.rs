@@ -83,7 +83,8 @@ impl PluginContext {
                 let credentials = registry_credentials(&name, registry_secret_dir.as_deref())?;
                 let mut reports = crate::progress::LayerReports::default();
                 let mut on_layer = |layer: crate::engine::LayerProgress| {
-                    if reports.due(&layer.layer, &layer.status, std::time::Instant::now()) {
+                    let all_sent = layer.total.is_some_and(|total| total > 0 && layer.current >= Some(total));
+                    if reports.due(&layer.layer, &layer.status, all_sent, std::time::Instant::now()) {
                         crate::progress::emit(&crate::progress::Event::PushLayer {
                             name: name.clone(),
                             layer: layer.layer,
