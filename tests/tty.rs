@@ -205,3 +205,138 @@ fn tty_progress_in_a_short_terminal_folds_ended_phases_and_keeps_the_running_plu
     assert!(end.contains("summary: slowest plugin: "), "{end}");
     assert!(!end.lines().any(|l| l.trim_start().starts_with(is_spinner)), "a spinner is left:\n{end}");
 }
+
+/// A plugin of the fixture module that writes to stderr itself, mid-build, in process and in an
+/// isolated worker (whose stdout goes to stderr too): each line is printed once above the view,
+/// whole, and the view and the summary are intact.
+#[test]
+fn tty_progress_prints_a_plugins_own_stderr_lines_above_the_view_in_process_and_isolated() {
+    engine_is_up();
+    for isolate in [false, true] {
+        let dir = workdir();
+        write_files(&dir.path().join("src"), &[("Dockerfile", "FROM busybox:latest\n")]);
+        let image = Image(format!("{}:1", unique("tty-stderr")));
+        let marker = unique("stray");
+        let request = json!({
+            "image": image.0,
+            "source": {"provider": "path", "uri": "src"},
+            "prebuild_plugins": [{"name": "stderr_writer", "args": {"marker": marker, "stdout": isolate, "seconds": 3}}],
+        });
+        let file = build_json(dir.path(), &request);
+        let module = plugin("test_isolation");
+        let isolate_flag = if isolate { "--isolate-plugins" } else { "" };
+        let command = format!(
+            "env -u RUST_LOG '{}' --progress auto --load-plugin '{module}' {isolate_flag} build json '{file}' \
+             --metadata-file result.json; echo REACTOR-EXIT=$?; sleep 3600",
+            env!("CARGO_BIN_EXE_reactor")
+        );
+        let tmux = Tmux::start(dir.path(), &command);
+        let line = format!("{marker} written to stderr");
+        let above = |screen: &str, text: &str| {
+            let at = screen.lines().position(|l| l == text);
+            let view = screen.lines().position(|l| l.starts_with("✓ source "));
+            at.is_some() && at < view
+        };
+
+        let mid = tmux.wait_for("the plugin running", |s| spinning(s, "stderr_writer") && s.contains(&line));
+        assert!(above(&mid, &line), "the line is not whole above the view (isolate: {isolate}):\n{mid}");
+        assert!(spinning(&mid, "prebuild"), "{mid}");
+
+        let end = tmux.wait_for("the end of the run", |s| s.contains("REACTOR-EXIT="));
+        assert!(end.contains("REACTOR-EXIT=0"), "the build failed (isolate: {isolate}):\n{end}");
+        assert_eq!(end.matches(&marker).count(), if isolate { 2 } else { 1 }, "each line once:\n{end}");
+        assert!(above(&end, &line), "{end}");
+        if isolate {
+            assert!(above(&end, &format!("{marker} written to stdout")), "the worker's stdout:\n{end}");
+        }
+        for phase in ["source", "prebuild", "buildstep", "exit"] {
+            assert!(ticked(&end, "", phase), "no tick for {phase} (isolate: {isolate}):\n{end}");
+        }
+        assert!(ticked(&end, "  ", "stderr_writer"), "{end}");
+        let summary = end.lines().position(|l| l.starts_with(&format!("summary: succeeded {}", image.0)));
+        let document = end.lines().position(|l| l.starts_with("summary: result document: result.json"));
+        assert!(summary.is_some() && summary < document, "the summary is not whole:\n{end}");
+    }
+}
+
+/// The throttling proxy of `tests/fixtures/throttle_proxy.py` in front of the registry at
+/// 127.0.0.1:5000, on a port of its own; killed when dropped.
+struct SlowRegistry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl SlowRegistry {
+    fn start(bytes_per_second: u32) -> SlowRegistry {
+        use std::io::BufRead;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/throttle_proxy.py");
+        let mut child = Command::new("python3")
+            .args([script, "5000", &bytes_per_second.to_string()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run python3 (scripts/setup.sh installs it)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the proxy's stdout");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("the proxy's port");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("the proxy printed {line:?}, not its port"));
+        SlowRegistry { child, port }
+    }
+}
+
+impl Drop for SlowRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A push slowed by a proxy in front of the registry: mid-push, a line per layer under the
+/// pushing plugin, the one being sent with a byte bar; after, the layers folded into the
+/// `pushed` line.
+#[test]
+fn tty_progress_shows_a_line_per_layer_under_a_running_push_then_the_digest_line() {
+    engine_is_up();
+    let proxy = SlowRegistry::start(1_000_000);
+    let registry = format!("127.0.0.1:{}", proxy.port);
+    let dir = workdir();
+    let name = unique("tty-push");
+    // A layer of its own (random, so the registry cannot have it), large enough to be seen.
+    let dockerfile = format!("FROM busybox:latest\nRUN head -c 8000000 /dev/urandom > /blob && echo {name}\n");
+    write_files(&dir.path().join("src"), &[("Dockerfile", &dockerfile)]);
+    let image = Image(format!("{name}:1"));
+    let _pushed = Image(format!("{registry}/{name}:1"));
+    let request = json!({
+        "image": image.0,
+        "source": {"provider": "path", "uri": "src"},
+        "postbuild_plugins": [{"name": "tag_and_push", "args": {"registries": {&registry: {"insecure": true}}}}],
+    });
+    let file = build_json(dir.path(), &request);
+    let command = format!(
+        "env -u RUST_LOG '{}' --progress auto build json '{file}'; echo REACTOR-EXIT=$?; sleep 3600",
+        env!("CARGO_BIN_EXE_reactor")
+    );
+    let tmux = Tmux::start(dir.path(), &command);
+
+    let is_layer = |line: &str, status: &str| {
+        line.strip_prefix("    ").and_then(|l| l.split_once(' ')).is_some_and(|(id, rest)| {
+            id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()) && rest.starts_with(status)
+        })
+    };
+    let mid = tmux.wait_for("a layer being pushed", |s| s.lines().any(|l| is_layer(l, "Pushing")));
+    let lines: Vec<&str> = mid.lines().collect();
+    let plugin = lines.iter().position(|l| l.starts_with("  ") && spinning(l, "tag_and_push"));
+    let sending = lines.iter().position(|l| is_layer(l, "Pushing"));
+    assert!(plugin.is_some() && plugin < sending, "the layer is not under the pushing plugin:\n{mid}");
+    let bar = lines[sending.unwrap_or_default()];
+    assert!(bar.contains(" [") && bar.contains("] ") && bar.contains("/7.63 MiB"), "no byte bar: {bar}\n{mid}");
+    let layers = lines.iter().filter(|l| is_layer(l, "")).count();
+    assert!(layers >= 2, "a line per layer (busybox's and the new one):\n{mid}");
+
+    let end = tmux.wait_for("the end of the run", |s| s.contains("REACTOR-EXIT="));
+    assert!(end.contains("REACTOR-EXIT=0"), "the build failed:\n{end}");
+    assert!(!end.lines().any(|l| is_layer(l, "")), "the layer lines are not folded away:\n{end}");
+    let pushed = format!("    pushed {registry}/{name}:1@sha256:");
+    assert!(end.lines().any(|l| l.starts_with(&pushed)), "no digest line:\n{end}");
+    assert!(ticked(&end, "  ", "tag_and_push"), "{end}");
+    assert!(end.contains(&format!("summary: pushed {registry}/{name}:1@sha256:")), "{end}");
+}

@@ -12,7 +12,7 @@ mod credentials;
 mod dockerfile;
 mod engine;
 pub mod fuzzing;
-mod live;
+pub mod live;
 pub mod logging;
 mod manual;
 mod package;

@@ -9,6 +9,11 @@
 //! (`✓ prebuild  4 plugins  1.20s`), then the oldest ended lines go; the running phase and
 //! plugin and what is under them stay.
 //!
+//! While the view is drawn on a terminal, whatever else writes to stderr (a plugin's or a
+//! library's own prints, an isolated plugin's worker, a helper process) would tear the drawing:
+//! fd 2 is then a pipe whose lines are printed above the view, and the view is drawn on a copy
+//! of the real stderr ([`StderrGuard`]). The real stderr is put back when the view ends.
+//!
 //! Like the rest of `progress`, the view is process-wide: one process runs one build, and its
 //! phases and plugins run one at a time, so each new line is simply added at the bottom.
 
@@ -32,9 +37,114 @@ fn view() -> std::sync::MutexGuard<'static, Option<LiveView>> {
     VIEW.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Starts the view (from `logging::init`, for `--progress tty`).
+static GUARD: Mutex<Option<StderrGuard>> = Mutex::new(None);
+
+/// Starts the view (from `logging::init`, for `--progress tty`), and guards it against direct
+/// writes to stderr from then on: isolated plugins' workers, started before the build, take
+/// their stderr from reactor's.
 pub fn start() {
-    *view() = Some(LiveView::new());
+    use std::io::IsTerminal;
+    let mut live = LiveView::new();
+    // indicatif hides the drawing when stderr is no terminal (`--progress tty` in a pipe); then
+    // nothing can tear it, and stderr stays as it is.
+    let guard = if std::io::stderr().is_terminal() { StderrGuard::install() } else { None };
+    if let Some(term) = guard.as_ref().and_then(StderrGuard::terminal) {
+        let rows = term.clone();
+        live.rows = Box::new(move || rows.size_checked().map(|(rows, _)| usize::from(rows)));
+        live.multi.set_draw_target(ProgressDrawTarget::term(term, 20));
+    }
+    *view() = Some(live);
+    *lock(&GUARD) = guard;
+}
+
+/// Puts the real stderr back (from `main`, once the command is done): what was written to fd 2
+/// is printed before the process ends. [`finish`] does it too, before the summary.
+pub fn restore_stderr() {
+    if let Some(guard) = lock(&GUARD).take() {
+        guard.remove();
+    }
+}
+
+/// The real stderr, for a panic: its message must not wait in the pipe of a dying process.
+static REAL_STDERR: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// fd 2 made a pipe while the view is drawn: a thread reads it and prints each line above the
+/// view. `saved` is the real stderr, the view's terminal.
+struct StderrGuard {
+    saved: std::os::fd::OwnedFd,
+    reader: std::thread::JoinHandle<()>,
+    /// Told when the reader has read the pipe to its end.
+    drained: std::sync::mpsc::Receiver<()>,
+}
+
+impl StderrGuard {
+    /// Puts the pipe on fd 2; None (and stderr as it was) when any step fails.
+    fn install() -> Option<StderrGuard> {
+        let saved = rustix::io::fcntl_dupfd_cloexec(std::io::stderr(), 3).ok()?;
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).ok()?;
+        let (done, drained) = std::sync::mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name("stderr-above-view".into())
+            .spawn(move || {
+                forward_lines(std::fs::File::from(read));
+                let _ = done.send(());
+            })
+            .ok()?;
+        if let Ok(real) = saved.try_clone() {
+            if REAL_STDERR.set(real).is_ok() {
+                let previous = std::panic::take_hook();
+                std::panic::set_hook(Box::new(move |info| {
+                    if let Some(real) = REAL_STDERR.get() {
+                        let _ = rustix::stdio::dup2_stderr(real);
+                    }
+                    previous(info);
+                }));
+            }
+        }
+        // dup2 leaves fd 2 inheritable: child processes write into the pipe too.
+        rustix::stdio::dup2_stderr(&write).ok()?;
+        Some(StderrGuard { saved, reader, drained })
+    }
+
+    /// The real stderr as the view's terminal.
+    fn terminal(&self) -> Option<console::Term> {
+        let write = std::fs::File::from(self.saved.try_clone().ok()?);
+        Some(console::Term::read_write_pair(std::io::stdin(), write))
+    }
+
+    /// Puts the real stderr back on fd 2, which closes the pipe's last writer (bar a child
+    /// process still running, not waited for long), and lets the reader print what is left.
+    fn remove(self) {
+        if rustix::stdio::dup2_stderr(&self.saved).is_err() {
+            return;
+        }
+        if self.drained.recv_timeout(Duration::from_secs(1)).is_ok() {
+            let _ = self.reader.join();
+        }
+    }
+}
+
+/// Each line of what was written to fd 2, printed above the view (or on stderr once it ended).
+fn forward_lines(pipe: std::fs::File) {
+    use std::io::BufRead;
+    let mut pipe = std::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    while let Ok(read) = pipe.read_until(b'\n', &mut line) {
+        if read == 0 {
+            break;
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = crate::secrets::redact_text(text.trim_end_matches(['\n', '\r']));
+        match view().as_ref() {
+            Some(view) => view.print_above(&text),
+            None => eprintln!("{text}"),
+        }
+        line.clear();
+    }
 }
 
 /// Shows `event` in the view; false when there is no view.
@@ -65,6 +175,8 @@ pub fn log_line(level: log::Level, target: &str, text: &str) -> bool {
 /// Ends the view, leaving its last drawing on screen, and prints `lines` below it.
 /// False when there is no view (the caller prints them its own way).
 pub fn finish(lines: &[String]) -> bool {
+    // First the real stderr back, and what was written to the pipe printed above the view.
+    restore_stderr();
     let Some(view) = view().take() else { return false };
     view.finish();
     for line in lines {
@@ -285,8 +397,10 @@ impl LiveView {
                 .progress_chars("=> "),
         );
         if sending {
-            bar.set_length(total.unwrap_or(0));
-            bar.set_position(current.unwrap_or(0));
+            let total = total.unwrap_or(0);
+            bar.set_length(total);
+            // The engine counts the layer's tar stream, a little longer than the layer's size.
+            bar.set_position(current.unwrap_or(0).min(total));
         }
         bar.set_message(status.to_owned());
     }

@@ -8,5 +8,8 @@ use reactor::{app, cli, logging};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.verbose, cli.quiet, cli.progress);
-    app::run(cli)
+    let code = app::run(cli);
+    // stderr as it was, with whatever waits to be printed above the live view printed.
+    reactor::live::restore_stderr();
+    code
 }

@@ -135,4 +135,29 @@ impl Plugin for NoopBuilder {
     }
 }
 
-export_plugins!(Segfault, Abort, ExitProcess, ContextCalls, Sleeper, NoopBuilder);
+/// Writes a line straight to stderr (not through the log), and with `"stdout": true` one to
+/// stdout, then waits `seconds`: what the live view must print above itself, not be torn by.
+pub struct StderrWriter;
+
+impl Plugin for StderrWriter {
+    fn manifest(&self) -> Manifest {
+        Manifest::new("stderr_writer", Phase::ALL, env!("CARGO_PKG_VERSION"))
+            .description("writes a line to stderr (and stdout) itself, then waits")
+            .args_schema(json!({"type": "object", "required": ["marker"],
+                                "properties": {"marker": {"type": "string"}, "seconds": {"type": "number"},
+                                               "stdout": {"type": "boolean"}}}))
+    }
+
+    fn run(&self, _ctx: &Context, args: Args) -> Result<Value, PluginError> {
+        let marker = args.get("marker").and_then(Value::as_str).unwrap_or("marker");
+        eprintln!("{marker} written to stderr");
+        if args.get("stdout").and_then(Value::as_bool).unwrap_or(false) {
+            println!("{marker} written to stdout");
+        }
+        let seconds = args.get("seconds").and_then(Value::as_f64).unwrap_or(0.0);
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+        Ok(Value::Null)
+    }
+}
+
+export_plugins!(Segfault, Abort, ExitProcess, ContextCalls, Sleeper, NoopBuilder, StderrWriter);
