@@ -11,7 +11,9 @@
 #     and dockerd treats 127.0.0.0/8 as an insecure registry without configuration;
 #   - the base image busybox:latest (busybox-static in a FROM scratch image), also pushed to
 #     127.0.0.1:5000/busybox:latest and 127.0.0.1:5001/busybox:latest, because nothing can be
-#     pulled from a public registry here.
+#     pulled from a public registry here;
+#   - the extra engines of scripts/engine/ (scripts/engines.sh up): a dockerd with mutual TLS on
+#     tcp://127.0.0.1:2376 and one on plain TCP on tcp://127.0.0.1:2375, each with busybox:latest.
 # Safe to run twice: each step checks first and does nothing when its part is already there.
 set -euo pipefail
 
@@ -22,6 +24,8 @@ auth_registry_addr=127.0.0.1:5001
 auth_user=reactor
 auth_password=reactor-secret
 mkdir -p "$state"
+# shellcheck source=lib/base-image.sh
+. "$(dirname "$0")/lib/base-image.sh"
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 
@@ -106,15 +110,7 @@ YAML
 }
 
 make_base_image() {
-    if ! docker image inspect busybox:latest >/dev/null 2>&1; then
-        say "building the base image busybox:latest from busybox-static"
-        local ctx
-        ctx=$(mktemp -d)
-        cp /bin/busybox "$ctx/busybox"
-        printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nENV PATH=/bin\nCMD ["/bin/sh"]\n' >"$ctx/Dockerfile"
-        DOCKER_BUILDKIT=0 docker build -q -t busybox:latest "$ctx" >/dev/null
-        rm -rf "$ctx"
-    fi
+    ensure_base_image
     if ! curl -sf "http://$registry_addr/v2/busybox/manifests/latest" \
             -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' >/dev/null; then
         docker tag busybox:latest "$registry_addr/busybox:latest"
@@ -148,5 +144,7 @@ start_dockerd
 start_registry
 start_auth_registry
 make_base_image
+bash "$(dirname "$0")/engines.sh" up
 say "ready: $(docker version -f 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'), registry $registry_addr," \
-    "registry $auth_registry_addr (user $auth_user, password $auth_password), base image busybox:latest"
+    "registry $auth_registry_addr (user $auth_user, password $auth_password), base image busybox:latest," \
+    "engines tcp://127.0.0.1:2376 (mutual TLS) and tcp://127.0.0.1:2375 (plain)"
