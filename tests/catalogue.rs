@@ -5,7 +5,7 @@
 //! To add a case, add a row to [`rows`]: `Row::new(name, build.json text, code, key words)`, then
 //! what differs from a dry run of that build.json (`.opts` after `build json`, `.global` before
 //! `build`, `.argv` for the whole command line, `.files`, `.setup`, `.env`, `.check`). In args,
-//! file texts and the build.json, `{dir}` is the row's own directory and `{image}` a unique image
+//! file texts, env values and the build.json, `{dir}` is the row's own directory and `{image}` a unique image
 //! name (removed afterwards). Every row also checks: no panic, the key words in stderr, at most
 //! one ERROR line for a refusal (`.errors(n)` says otherwise), and nothing left in the row's
 //! `TMPDIR`. The README's "N bad inputs" must say how many rows there are.
@@ -366,6 +366,41 @@ fn rows() -> Vec<Row> {
             .env("DOCKER_HOST", "unix:///nonexistent/reactor.sock")
             .for_real()
             .errors(2),
+        // Choosing the engine (see tests/engines_remote.rs for the TLS engine's errors).
+        Row::new("--context naming no docker context", GOOD, 1, &["no docker context 'nope' (chosen by --context nope)", "known contexts: default"])
+            .global(&["--context", "nope"])
+            .env("DOCKER_CONFIG", "{dir}/docker-config"),
+        Row::new("DOCKER_CONTEXT naming no docker context", GOOD, 1, &["no docker context 'gone' (chosen by DOCKER_CONTEXT=gone)", "known contexts: default"])
+            .env("DOCKER_CONTEXT", "gone")
+            .env("DOCKER_CONFIG", "{dir}/docker-config"),
+        Row::new("config.json's currentContext naming no context", GOOD, 1, &["no docker context 'old'", "currentContext old in config.json"])
+            .files(&[("docker-config/config.json", r#"{"currentContext": "old"}"#)])
+            .env("DOCKER_CONFIG", "{dir}/docker-config"),
+        Row::new("config.json that is not JSON", GOOD, 1, &["cannot read", "docker-config/config.json"])
+            .files(&[("docker-config/config.json", "{")])
+            .env("DOCKER_CONFIG", "{dir}/docker-config"),
+        Row::new("a context with SkipTLSVerify", GOOD, 1, &["docker context 'lax'", "SkipTLSVerify", "put the engine's CA"])
+            .files(&[(
+                "docker-config/contexts/meta/b11e23303e7d8bc69ecf65d611409528002d7a0151abbd93de3d325908d69498/meta.json",
+                r#"{"Name": "lax", "Endpoints": {"docker": {"Host": "tcp://127.0.0.1:2376", "SkipTLSVerify": true}}}"#,
+            )])
+            .global(&["--context", "lax"])
+            .env("DOCKER_CONFIG", "{dir}/docker-config"),
+        Row::new("-H with a scheme reactor does not speak", GOOD, 1, &["engine URL npipe:////./pipe/docker_engine", "does not speak npipe://"])
+            .global(&["-H", "npipe:////./pipe/docker_engine"]),
+        Row::new("DOCKER_HOST without a scheme", GOOD, 1, &["engine URL 127.0.0.1:2375", "it has no scheme"]).env("DOCKER_HOST", "127.0.0.1:2375"),
+        Row::new("-H and --context together", GOOD, 2, &["'--host <URL>' cannot be used with '--context <NAME>'"])
+            .global(&["-H", "unix:///x.sock", "--context", "default"]),
+        Row::new("a password in the engine URL is not shown", GOOD, 1, &["ftp://***@host:2375", "does not speak ftp://"])
+            .global(&["-H", "ftp://me:hunter2@host:2375"])
+            .check(|_, run| if run.stderr.contains("hunter2") { Err("the password is shown".into()) } else { Ok(()) }),
+        Row::new("DOCKER_TLS_VERIFY with no ca.pem in DOCKER_CERT_PATH", r#"{"image": "{image}", "source": {"provider": "path", "uri": "ctx"}}"#, 1,
+            &["TLS with the Docker engine at tcp://127.0.0.1:2376 failed: there is no ca.pem in", "(from DOCKER_CERT_PATH)"])
+            .env("DOCKER_HOST", "tcp://127.0.0.1:2376")
+            .env("DOCKER_TLS_VERIFY", "1")
+            .env("DOCKER_CERT_PATH", "{dir}")
+            .for_real()
+            .errors(2),
     ];
     rows.extend(wrong_types());
     rows
@@ -559,7 +594,8 @@ fn run_row(row: &Row) -> Result<(), String> {
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let tmp_text = tmp.display().to_string();
     let mut env: Vec<(&str, &str)> = vec![("TMPDIR", tmp_text.as_str())];
-    env.extend(row.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let env_values: Vec<(String, String)> = row.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+    env.extend(env_values.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let _cleanup = Images(if row.builds { vec![image.clone()] } else { Vec::new() });
     let run = reactor(dir, &argv, &env);
 

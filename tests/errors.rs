@@ -163,5 +163,5 @@ fn docker_host_pointing_at_nothing() {
     let run = reactor(dir.path(), &["build", "json", &file], &[("DOCKER_HOST", &host)]);
     run.expect_code(1);
     assert!(run.stderr.contains(&format!("cannot reach the Docker engine at {host}")), "{}", run.stderr);
-    assert!(run.stderr.contains("Connection refused"), "{}", run.stderr);
+    assert!(run.stderr.contains("connection refused"), "{}", run.stderr);
 }

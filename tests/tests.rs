@@ -16,6 +16,7 @@ mod catalogue;
 mod compat;
 mod context;
 mod engine;
+mod engines_remote;
 mod errors;
 mod fault_engine;
 mod fault_network;

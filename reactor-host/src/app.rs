@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::build_json;
 use crate::cancel::Cancel;
 use crate::cli::{Build, Cli, Command, NewPlugin, Plugins};
+use crate::engine::endpoint;
 use crate::package;
 use crate::plugins::discover::{self, Purpose, Scan, Sources};
 use crate::plugins::load::LoadError;
@@ -42,7 +43,10 @@ pub mod exit {
 pub fn run(cli: Cli) -> ExitCode {
     let sources = Sources::new(&cli.load_plugin, &cli.plugin_dir, cli.allow_insecure_plugin_dirs);
     match cli.command {
-        Command::Build(build) => self::build(build, &sources, cli.isolate_plugins),
+        Command::Build(build) => {
+            let selection = endpoint::Selection { host: cli.host, context: cli.context };
+            self::build(build, &sources, &selection, cli.isolate_plugins)
+        }
         Command::Plugins(command) => plugins(command, &sources),
         Command::PluginWorker { file } => crate::plugins::isolate::serve(&file),
         Command::Completions { shell } => crate::manual::completions(shell),
@@ -150,7 +154,7 @@ fn plugin_new(new: NewPlugin) -> ExitCode {
 }
 
 /// `reactor build json|git|path`.
-fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
+fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isolate_plugins: bool) -> ExitCode {
     let started = SystemTime::now();
     let mut build_json_file = None;
     let (origin, request, run) = match build {
@@ -222,8 +226,17 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
 
     // From here on every log line and recorded text masks the secret args' values.
     crate::secrets::mask(plan.secret_strings());
+    // An engine that cannot be chosen (an unknown context, a bad URL) is an engine error.
+    let endpoint = match endpoint::resolve(selection, &endpoint::ProcessEnv) {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            let problems = [format!("engine: {e}")];
+            return refuse(&origin, &problems, &registry, exit::FAILED, run.metadata_file.as_deref(), started);
+        }
+    };
     if run.dry_run {
         print!("{}", crate::secrets::redact_text(&plan.describe(&request)));
+        println!("engine: {}", endpoint.describe());
         return ExitCode::from(exit::SUCCESS);
     }
 
@@ -246,7 +259,7 @@ fn build(build: Build, sources: &Sources, isolate_plugins: bool) -> ExitCode {
                 "cannot listen for SIGINT/SIGTERM ({e}); a signal will stop reactor without running the exit plugins"
             );
         }
-        workflow::run(&request, &plan, cancel.clone()).await
+        workflow::run(&request, &plan, &endpoint, cancel.clone()).await
     });
     // A plugin abandoned after the cancellation may still be running on a blocking thread:
     // stop the runtime without waiting for it (the process ends with this function).

@@ -57,6 +57,16 @@ pub struct Cli {
     #[arg(long, value_enum, value_name = "MODE", global = true, env = "REACTOR_PROGRESS", default_value = "auto")]
     pub progress: crate::progress::Mode,
 
+    /// The Docker engine to build on: unix:///PATH, tcp://HOST:PORT (TLS when DOCKER_TLS_VERIFY
+    /// is set), https://HOST:PORT. Chosen as the docker CLI chooses: this, or --context, then
+    /// DOCKER_HOST, DOCKER_CONTEXT, the current context of config.json, the default socket.
+    #[arg(short = 'H', long = "host", value_name = "URL", global = true)]
+    pub host: Option<String>,
+
+    /// Build on the engine of this docker CLI context (`docker context ls`), as `docker --context`.
+    #[arg(long, value_name = "NAME", global = true, conflicts_with = "host")]
+    pub context: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }

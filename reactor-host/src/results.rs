@@ -66,6 +66,9 @@ pub struct BuildRecord {
     pub dockerfile: Option<String>,
     pub base_image: Option<String>,
     pub build: Option<EngineBuild>,
+    /// The engine the build was sent to: `url` (userinfo redacted), `server_version` and
+    /// `api_version` (null when it was not reached), `tls`.
+    pub engine: crate::engine::EngineInfo,
     /// Every plugin run in order, the engine's build as `dockerbuild`.
     pub plugins: Vec<RunRecord>,
 }
@@ -197,6 +200,7 @@ impl ResultDocument {
                 fail_reason: b.fail_reason.clone(),
                 log_lines: state.build_log.as_ref().map_or(0, |log| log.lines()),
             }),
+            engine: finished.session.engine_info(),
             plugins: state
                 .runs
                 .iter()

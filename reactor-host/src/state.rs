@@ -16,23 +16,42 @@ use tokio::runtime::Handle;
 
 use crate::build_log::BuildLog;
 use crate::cancel::Cancel;
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineInfo};
 
 /// One build in progress: its state, the engine, the runtime to reach it, and the cancellation.
 pub struct Session {
     state: Mutex<BuildState>,
     engine: Mutex<Option<Engine>>,
+    /// The engine as the result document names it: the chosen URL, and its versions once connected.
+    engine_info: Mutex<EngineInfo>,
     pub runtime: Handle,
     pub cancel: Cancel,
 }
 
 impl Session {
     pub fn new(state: BuildState, runtime: Handle, cancel: Cancel) -> Arc<Session> {
-        Arc::new(Session { state: Mutex::new(state), engine: Mutex::new(None), runtime, cancel })
+        Arc::new(Session {
+            state: Mutex::new(state),
+            engine: Mutex::new(None),
+            engine_info: Mutex::new(EngineInfo::default()),
+            runtime,
+            cancel,
+        })
     }
 
     pub fn set_engine(&self, engine: Engine) {
+        self.set_engine_info(engine.info().clone());
         *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = Some(engine);
+    }
+
+    /// Names the engine chosen, before (or without) connecting to it.
+    pub fn set_engine_info(&self, info: EngineInfo) {
+        *self.engine_info.lock().unwrap_or_else(|p| p.into_inner()) = info;
+    }
+
+    /// The engine chosen, with its versions once connected.
+    pub fn engine_info(&self) -> EngineInfo {
+        self.engine_info.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// The engine, once connected.

@@ -10,7 +10,8 @@ use tokio::runtime::Handle;
 use crate::build_json::BuildRequest;
 use crate::build_log::BuildLogWriter;
 use crate::cancel::{Cancel, Signal};
-use crate::engine::{BuildSpec, Engine};
+use crate::engine::endpoint::Endpoint;
+use crate::engine::{BuildSpec, Engine, EngineInfo};
 use crate::plugins::runner::{run_buildstep, run_phase, PluginFailure};
 use crate::plugins::Plan;
 use crate::progress::{self, Event, PhaseRun};
@@ -83,8 +84,10 @@ pub struct Finished {
     pub session: Arc<Session>,
 }
 
-/// Runs the whole build of `request` with the plugins of `plan`; `cancel` stops it.
-pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finished {
+/// Runs the whole build of `request` with the plugins of `plan` on the engine `endpoint` names;
+/// `cancel` stops it.
+pub async fn run(request: &BuildRequest, plan: &Plan, endpoint: &Endpoint, cancel: Cancel) -> Finished {
+    log::info!("building {} on the Docker engine {}", request.image, endpoint.describe());
     let state = BuildState {
         image: request.image.clone(),
         source: SourceInfo {
@@ -95,13 +98,14 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
         ..Default::default()
     };
     let session = Session::new(state, Handle::current(), cancel.clone());
+    session.set_engine_info(EngineInfo::of(endpoint));
     // Holds the fetched tree until the exit plugins are done with it.
     let mut source = None;
     // A cancelled build's phases end on their own: the engine build is dropped, plugins are told
     // and abandoned after the grace period. What cannot be told (a clone from a silent server)
     // is dropped a moment after that.
     let failure = tokio::select! {
-        done = main_phases(request, plan, &session, &mut source) => done.err(),
+        done = main_phases(request, plan, endpoint, &session, &mut source) => done.err(),
         signal = async {
             let signal = cancel.grace_over().await;
             tokio::time::sleep(Duration::from_secs(1)).await;
@@ -149,6 +153,7 @@ pub async fn run(request: &BuildRequest, plan: &Plan, cancel: Cancel) -> Finishe
 async fn main_phases(
     request: &BuildRequest,
     plan: &Plan,
+    endpoint: &Endpoint,
     session: &Arc<Session>,
     source: &mut Option<FetchedSource>,
 ) -> Result<(), Failure> {
@@ -182,10 +187,8 @@ async fn main_phases(
         }
     };
     let connecting = async {
-        let engine = Engine::connect().await?;
-        if log::log_enabled!(log::Level::Debug) {
-            log::debug!("{}", engine.describe().await?);
-        }
+        let engine = Engine::connect(endpoint).await?;
+        log::debug!("{}", engine.describe());
         Ok::<_, Failure>(engine)
     };
     let (engine, fetched) = tokio::join!(connecting, fetching);

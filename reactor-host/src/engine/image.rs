@@ -444,7 +444,12 @@ mod tests {
         }
 
         async fn engine() -> Engine {
-            Engine::connect().await.expect("a Docker engine (scripts/setup.sh starts one)")
+            Engine::connect(
+                &crate::engine::endpoint::resolve(&Default::default(), &crate::engine::endpoint::ProcessEnv)
+                    .expect("an engine"),
+            )
+            .await
+            .expect("a Docker engine (scripts/setup.sh starts one)")
         }
 
         /// The HTTP status of a manifest request to the authenticated registry.

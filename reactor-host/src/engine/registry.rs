@@ -72,7 +72,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_engine_treats_loopback_registries_as_insecure_and_others_as_secure() {
-        let engine = Engine::connect().await.expect("a Docker engine (scripts/setup.sh starts one)");
+        let engine = Engine::connect(
+            &crate::engine::endpoint::resolve(&Default::default(), &crate::engine::endpoint::ProcessEnv)
+                .expect("an engine"),
+        )
+        .await
+        .expect("a Docker engine (scripts/setup.sh starts one)");
         assert!(engine.treats_as_insecure("127.0.0.1:5001").await.expect("info"));
         assert!(engine.treats_as_insecure("localhost:5000").await.expect("info"));
         assert!(!engine.treats_as_insecure("192.0.2.1:5000").await.expect("info"));
