@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::private_engine::PrivateEngine;
@@ -22,6 +23,9 @@ const ENGINES: &str = "/var/lib/reactor-test-engines";
 const TLS_URL: &str = "tcp://127.0.0.1:2376";
 const TCP_URL: &str = "tcp://127.0.0.1:2375";
 const REGISTRY: &str = "127.0.0.1:5000";
+/// The registry that wants a login (scripts/setup.sh), and its test login.
+const AUTH_REGISTRY: &str = "127.0.0.1:5001";
+const LOGIN: &str = "reactor:reactor-secret";
 
 /// The extra engines' client files (ca.pem, cert.pem, key.pem).
 fn client_dir() -> String {
@@ -49,12 +53,18 @@ fn with_env<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
 
 /// The digest the registry serves for `repo:tag`.
 fn served_digest(repo: &str, tag: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{REGISTRY}/v2/{repo}/manifests/{tag}"))
-        .output()
-        .expect("curl");
-    assert!(out.status.success(), "{REGISTRY}/{repo}:{tag} is not served");
+    served_digest_by(REGISTRY, repo, tag)
+}
+
+/// The digest `registry` serves for `repo:tag`, logging in to the one that wants it.
+fn served_digest_by(registry: &str, repo: &str, tag: &str) -> String {
+    let mut curl = Command::new("curl");
+    curl.args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
+    if registry == AUTH_REGISTRY {
+        curl.args(["-u", LOGIN]);
+    }
+    let out = curl.arg(format!("http://{registry}/v2/{repo}/manifests/{tag}")).output().expect("curl");
+    assert!(out.status.success(), "{registry}/{repo}:{tag} is not served");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("docker-content-digest")))
@@ -211,17 +221,38 @@ fn sha256_hex(text: &str) -> String {
 }
 
 #[test]
-fn a_build_through_a_docker_context_with_tls_files() {
-    let build = RemoteBuild::new("remote-context", &dockerfile("tls"), json!({}));
+fn a_build_through_a_docker_context_with_tls_files_pushes_with_the_configs_login() {
+    let registries = json!({REGISTRY: {"insecure": true}, AUTH_REGISTRY: {"insecure": true}});
+    let build = RemoteBuild::new(
+        "remote-context",
+        &dockerfile("tls"),
+        json!({"postbuild_plugins": [{"name": "tag_and_push", "args": {"registries": registries}}]}),
+    );
     let config = build.dir.path().join("docker-config");
     write_context(&config, "remote-tls", TLS_URL, true);
-    std::fs::write(config.join("config.json"), r#"{"currentContext": "remote-tls"}"#).expect("config.json");
+    // currentContext chooses the engine (no variable names it); the same config.json holds the
+    // login, which the engine gets with the push, as from the docker CLI.
+    let auth = base64::engine::general_purpose::STANDARD.encode(LOGIN);
+    let config_json = json!({"currentContext": "remote-tls", "auths": {AUTH_REGISTRY: {"auth": auth}}});
+    std::fs::write(config.join("config.json"), config_json.to_string()).expect("config.json");
     let config = config.display().to_string();
-    // currentContext in config.json chooses it: no variable names the engine.
     let (run, doc) = build.run(&[], &[("DOCKER_CONFIG", &config)]);
     build.remove_from("tls");
+    let _also = RemoteImage("tls", format!("{AUTH_REGISTRY}/{}:build", build.repo));
     build.assert_built_on("tls", TLS_URL, true, &run, &doc);
     assert!(run.stderr.lines().next().unwrap_or_default().contains("docker context 'remote-tls'"), "{}", run.stderr);
+    let pushed = format!("{AUTH_REGISTRY}/{}:build", build.repo);
+    assert_eq!(doc["digests"][&pushed], json!(served_digest_by(AUTH_REGISTRY, &build.repo, "build")), "{doc}");
+    assert!(!run.stderr.contains("reactor-secret") && !doc.to_string().contains("reactor-secret"));
+}
+
+/// An image removed from engine `.0` when the test ends.
+struct RemoteImage(&'static str, String);
+
+impl Drop for RemoteImage {
+    fn drop(&mut self) {
+        let _ = remote_docker(self.0, &["rmi", "-f", &self.1]);
+    }
 }
 
 /// The engine line of a dry run with these arguments and environment.
