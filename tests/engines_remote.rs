@@ -616,6 +616,12 @@ fn a_cancelled_build_leaves_nothing_running_on_the_tls_engine() {
         String::from_utf8_lossy(&ps.stdout).contains("sleep 43.7")
     };
     run.wait_until("the plugin's container on the TLS engine", |_| running());
+    let label = format!("label=io.reactor.pid={}", run.pid());
+    let labelled = || {
+        let ps = remote_docker("tls", &["ps", "-aq", "--filter", &label]);
+        String::from_utf8_lossy(&ps.stdout).trim().to_owned()
+    };
+    assert_ne!(labelled(), "", "reactor labels the containers it starts");
     run.signal("TERM", false);
     let (code, stderr) = run.wait();
     build.remove_from("tls");
@@ -623,6 +629,7 @@ fn a_cancelled_build_leaves_nothing_running_on_the_tls_engine() {
     assert!(!running(), "the container is gone from the TLS engine");
     let ancestors = remote_docker("tls", &["ps", "-aq", "--filter", &format!("ancestor={}:build", build.repo)]);
     assert_eq!(String::from_utf8_lossy(&ancestors.stdout).trim(), "", "no container of the build is left");
+    assert_eq!(labelled(), "", "no container with reactor's label is left");
     assert!(build.exit_plugins_ran(), "the exit plugins ran");
     assert_eq!(build.doc()["status"], "cancelled");
 }

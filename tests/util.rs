@@ -409,6 +409,11 @@ impl Background {
         self.stderr.lock().expect("lock").clone()
     }
 
+    /// reactor's process id (the `io.reactor.pid` label of the containers it starts).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits until `ready` holds, failing after 60 s.
     pub fn wait_until(&self, what: &str, ready: impl Fn(&Background) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(60);

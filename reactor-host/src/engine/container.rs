@@ -14,6 +14,9 @@ use reactor_plugin_api::RunOutput;
 use super::build::LineSplitter;
 use super::{Engine, Error};
 
+/// The label of every container reactor starts for a plugin; its value is reactor's process id.
+const CONTAINER_LABEL: &str = "io.reactor.pid";
+
 /// Why a container run ended early.
 pub enum Stopped {
     /// The caller's stop future completed (the build was cancelled).
@@ -40,6 +43,11 @@ impl Engine {
             env: Some(options.env.clone()).filter(|e| !e.is_empty()),
             user: options.user.clone(),
             entrypoint: options.entrypoint.clone(),
+            // Says which reactor started it, on engines shared by many builds and hosts.
+            labels: Some(std::collections::HashMap::from([(
+                CONTAINER_LABEL.to_owned(),
+                std::process::id().to_string(),
+            )])),
             ..Default::default()
         };
         let created = self.docker.create_container(None, body).await.map_err(|e| Err(self.error(e)))?;
