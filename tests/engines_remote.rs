@@ -328,6 +328,40 @@ fn an_engine_that_does_not_answer_is_named_with_what_to_do() {
 }
 
 #[test]
+fn an_engine_that_accepts_but_never_answers_is_given_up_on() {
+    // Accepts, reads, never answers: a hung engine or a proxy with nothing behind it.
+    let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("tcp://{}", silent.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = silent.incoming().flatten().collect();
+        drop(held);
+    });
+    assert_engine_error(&["-H", &url], &[], &url, "no answer within 30 s");
+}
+
+#[test]
+fn an_engine_with_no_route_to_it_is_named() {
+    // reactor in a network namespace of its own with only loopback: 192.0.2.1 (TEST-NET-1) has
+    // no route there, as from a host whose network is down.
+    let build = RemoteBuild::new("remote-error", &dockerfile("none"), json!({}));
+    let url = "tcp://192.0.2.1:2376";
+    let out = Command::new("unshare")
+        .args(["--net", "--", "sh", "-c", "ip link set lo up && exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_reactor"))
+        .args(["-H", url])
+        .args(build.args(&[]))
+        .current_dir(build.dir.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("unshare reactor");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = format!("cannot reach the Docker engine at {url}: no route to host");
+    assert!(stderr.lines().any(|l| l.contains(" ERROR ") && l.contains(&line)), "{stderr}");
+    assert!(build.exit_plugins_ran(), "the exit plugins ran");
+}
+
+#[test]
 fn plain_http_to_the_tls_port_and_tls_to_the_plain_port_are_told_apart() {
     let line = assert_engine_error(&[], &[("DOCKER_HOST", TLS_URL)], TLS_URL, "speaks TLS on that port");
     assert!(line.contains("set DOCKER_TLS_VERIFY=1"), "{line}");
