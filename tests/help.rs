@@ -1,7 +1,7 @@
-//! Help a person can use: `reactor completions` gives a script bash accepts and that completes
-//! reactor's commands and flags, and `reactor man` gives pages that man and groff render. The
-//! help texts themselves (an example each, only flags and plugins that exist) are checked by the
-//! unit tests of `reactor-host/src/manual.rs`.
+//! Help a person can use: `reactor completions` gives scripts that bash, zsh and fish accept and
+//! that complete reactor's commands and flags in those real shells, and `reactor man` gives pages
+//! that man and groff render. The help texts themselves (an example each, only flags and plugins
+//! that exist) are checked by the unit tests of `reactor-host/src/manual.rs`.
 
 use std::path::Path;
 use std::process::Command;
@@ -99,6 +99,93 @@ fn zsh_and_fish_get_their_scripts() {
     let fish = reactor_stdout(dir.path(), &["completions", "fish"]);
     assert!(fish.contains("complete -c reactor") && fish.contains("substitute"), "{fish}");
     assert!(!zsh.contains("plugin-worker") && !fish.contains("plugin-worker"));
+}
+
+/// What fish's completion of `line` offers (`complete -C`, which is what TAB shows), with
+/// reactor's script sourced: the candidates without their descriptions.
+fn fish_completes(script: &Path, line: &str) -> Vec<String> {
+    let program = format!("source {}; complete -C \"$LINE\"", script.display());
+    let (stdout, stderr) = run("fish", &["--no-config", "-c", &program], &[("LINE", line)]);
+    assert!(stderr.is_empty(), "fish complains about the script:\n{stderr}");
+    stdout.lines().map(|l| l.split('\t').next().unwrap_or_default().to_owned()).collect()
+}
+
+#[test]
+fn fish_completes_commands_and_flags() {
+    let dir = workdir();
+    let script = dir.path().join("reactor.fish");
+    std::fs::write(&script, reactor_stdout(dir.path(), &["completions", "fish"])).expect("write the script");
+    run("fish", &["--no-config", "--no-execute", &script.display().to_string()], &[]);
+
+    assert_eq!(fish_completes(&script, "reactor build js"), ["json"]);
+    assert_eq!(fish_completes(&script, "reactor build json --prog"), ["--progress"]);
+    assert_eq!(fish_completes(&script, "reactor plugins new x --pha"), ["--phase"]);
+    let commands = fish_completes(&script, "reactor ");
+    for command in ["build", "plugins", "completions", "man"] {
+        assert!(commands.iter().any(|c| c == command), "`reactor <TAB>` offers {commands:?}");
+    }
+    assert!(!commands.iter().any(|c| c.contains("worker")), "`reactor <TAB>` offers the hidden worker: {commands:?}");
+}
+
+/// Drives an interactive zsh through a pseudo-terminal (the `zsh/zpty` module), as a person at
+/// a terminal would: `compinit` with the directory of `_reactor` first in `fpath`, then the line
+/// typed and TAB pressed. `compadd` is wrapped to write every candidate it is given to `hits`, so
+/// what the completion offered is read from a file rather than from the redrawn screen. TAB runs
+/// the completion and then a command that prints DONE: anything typed after TAB would be
+/// typeahead, which zsh's completion may give up for (seen under load). Prints
+/// what the terminal showed while loading on stderr. `$1`: the directory; `$2`: the line.
+const ZSH_DRIVER: &str = r#"
+dir=$1 line=$2
+zmodload zsh/zpty || exit 2
+zpty z zsh -f -i
+zpty -w z "PS1='> '; fpath=($dir \$fpath); autoload -Uz compinit; compinit -u -d $dir/zcompdump"
+zpty -w z 'compadd() { if [[ ${@[1,(i)(-|--)]} == *-(O|A|D)\ * ]]; then builtin compadd "$@"; return; fi; local -a __hits; builtin compadd -A __hits "$@"; local r=$?; (( $#__hits )) && print -rl -- $__hits >> '$dir'/hits; builtin compadd "$@"; return r; }'
+zpty -w z 'complete-then-done() { zle complete-word; BUFFER="print D\"\"ONE"; zle accept-line; }; zle -N complete-then-done; bindkey "^I" complete-then-done'
+zpty -w z "print L''OADED"
+zpty -r z loaded '*LOADED*' || exit 3
+zpty -w -n z "$line"$'\t'
+zpty -r z done '*DONE*' || exit 4
+print -r -- "$loaded" >&2
+zpty -d z
+"#;
+
+/// What zsh's TAB completion of `line` offers with `_reactor` loaded by `compinit` (see
+/// [`ZSH_DRIVER`]).
+fn zsh_completes(dir: &Path, line: &str) -> Vec<String> {
+    let driver = dir.join("drive.zsh");
+    std::fs::write(&driver, ZSH_DRIVER).expect("write the driver");
+    let hits = dir.join("hits");
+    let _ = std::fs::remove_file(&hits);
+    // `timeout` bounds a driver left waiting for a prompt that never comes (a broken script);
+    // it is a guard against a hang, not a measure of speed.
+    let (_, shown) =
+        run("timeout", &["120", "zsh", "-f", &driver.display().to_string(), &dir.display().to_string(), line], &[]);
+    for complaint in ["not found", "error", "parse", "no such", "undefined"] {
+        assert!(
+            !shown.to_lowercase().contains(complaint),
+            "loading _reactor under compinit shows {complaint:?}:\n{shown}"
+        );
+    }
+    std::fs::read_to_string(&hits).unwrap_or_default().lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn zsh_completes_commands_and_flags_at_a_terminal() {
+    let dir = workdir();
+    let functions = dir.path().join("functions");
+    std::fs::create_dir(&functions).expect("mkdir");
+    let script = functions.join("_reactor");
+    std::fs::write(&script, reactor_stdout(dir.path(), &["completions", "zsh"])).expect("write the script");
+    run("zsh", &["-n", &script.display().to_string()], &[]);
+
+    assert_eq!(zsh_completes(&functions, "reactor build js"), ["json"]);
+    assert_eq!(zsh_completes(&functions, "reactor build json --prog"), ["--progress"]);
+    assert_eq!(zsh_completes(&functions, "reactor plugins new x --pha"), ["--phase"]);
+    let commands = zsh_completes(&functions, "reactor ");
+    for command in ["build", "plugins", "completions", "man"] {
+        assert!(commands.iter().any(|c| c == command), "`reactor <TAB>` offers {commands:?}");
+    }
+    assert!(!commands.iter().any(|c| c.contains("worker")), "`reactor <TAB>` offers the hidden worker: {commands:?}");
 }
 
 #[test]
