@@ -224,7 +224,7 @@ fn a_packaged_crate_installs_into_the_user_directory_and_is_removed_again() {
     assert_eq!(
         one_error(&run),
         format!(
-            "plugins remove logs_submitter: no package 'logs_submitter' is installed in {} (nothing is installed there)",
+            "plugins remove logs_submitter: no package 'logs_submitter' is installed in {} (nothing is installed there); check the name, and --dir",
             plugins.display()
         )
     );

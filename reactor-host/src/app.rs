@@ -18,7 +18,7 @@ use crate::plugins::discover::{self, Purpose, Scan, Sources};
 use crate::plugins::load::LoadError;
 use crate::plugins::plan::requested_entries;
 use crate::plugins::{Plan, Registry};
-use crate::results::ResultDocument;
+use crate::results::{ResultDocument, WriteError};
 use crate::scaffold;
 use crate::source;
 use crate::workflow::{self, Failure};
@@ -245,7 +245,9 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            log::error!("cannot start the async runtime: {e}");
+            log::error!(
+                "cannot start the async runtime: {e}; check the limits on threads and open files (ulimit -u, -n)"
+            );
             return ExitCode::from(exit::FAILED);
         }
     };
@@ -299,12 +301,10 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
             // A CI reading the document must not take its absence for success.
             if code == exit::SUCCESS {
                 code = exit::RESULT_NOT_WRITTEN;
-                log::error!(
-                    "the build succeeded, but the result document cannot be written to {}: {e} (exit {code})",
-                    path.display()
-                );
+                let path = path.display().to_string();
+                log::error!("{}", WriteError::AfterSuccess { path, source: e, code });
             } else {
-                log::error!("cannot write --metadata-file {}: {e}", path.display());
+                log::error!("{}", WriteError::AfterFailure { path: path.display().to_string(), source: e });
             }
         } else {
             log::debug!("wrote the result document to {}", path.display());
@@ -402,7 +402,7 @@ fn refuse(
     if let Some(path) = metadata_file {
         let doc = ResultDocument::refused(origin, problems, registry, code, started);
         if let Err(e) = doc.write(path) {
-            log::error!("cannot write --metadata-file {}: {e}", path.display());
+            log::error!("{}", WriteError::AfterFailure { path: path.display().to_string(), source: e });
         }
     }
     ExitCode::from(code)

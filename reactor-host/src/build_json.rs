@@ -102,11 +102,11 @@ fn yes() -> bool {
 /// A build.json that cannot be used; the message names the file and what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read {file}: {reason}")]
+    #[error("cannot read {file}: {reason}; give the path of a readable build.json")]
     Read { file: String, reason: String },
-    #[error("{file}: not valid JSON: {reason}")]
+    #[error("{file}: not valid JSON: {reason}; correct the JSON there")]
     Syntax { file: String, reason: String },
-    #[error("{file}: {}", problems.join("; "))]
+    #[error("{file}: {}; correct the build.json where each problem points", problems.join("; "))]
     Invalid { file: String, problems: Vec<String> },
     #[error("--substitute {0}")]
     Substitute(String),
@@ -389,7 +389,7 @@ pub fn from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequ
 /// added, which the plan checks against the plugin's schema.
 fn substitute(value: &mut Value, substitution: &str) -> Result<Option<SubstitutedArg>, Error> {
     let fail = |why: &str| Error::Substitute(format!("{substitution}: {why}"));
-    let (key, raw) = substitution.split_once('=').ok_or_else(|| fail("expected KEY=VALUE"))?;
+    let (key, raw) = substitution.split_once('=').ok_or_else(|| fail("expected KEY=VALUE, like image=app:2"))?;
     let new = match raw.to_ascii_lowercase().as_str() {
         "true" => Value::Bool(true),
         "false" => Value::Bool(false),
@@ -398,7 +398,7 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<Option<Substitute
     };
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        return Err(fail("empty key"));
+        return Err(fail("empty key: give every dotted part of KEY a name"));
     }
     let phase = Phase::ALL.into_iter().find(|p| p.build_json_key() == parts[0]);
     if let (Some(phase), 3) = (phase, parts.len()) {
@@ -406,7 +406,7 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<Option<Substitute
         let entries = value
             .get_mut(list)
             .and_then(Value::as_array_mut)
-            .ok_or_else(|| fail(&format!("the build has no `{list}` list")))?;
+            .ok_or_else(|| fail(&format!("the build has no `{list}` list: list the plugin there first")))?;
         let matching: Vec<usize> =
             (0..entries.len()).filter(|&i| entries[i].get("name").and_then(Value::as_str) == Some(name)).collect();
         let [index] = matching[..] else {
@@ -417,9 +417,12 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<Option<Substitute
                 matching.len()
             )));
         };
-        let entry = entries[index].as_object_mut().ok_or_else(|| fail("the plugin entry is not an object"))?;
+        let entry = entries[index]
+            .as_object_mut()
+            .ok_or_else(|| fail("the plugin entry is not an object: correct the build.json"))?;
         let args = entry.entry("args").or_insert_with(|| Value::Object(Default::default()));
-        let args = args.as_object_mut().ok_or_else(|| fail("the plugin's args are not an object"))?;
+        let args =
+            args.as_object_mut().ok_or_else(|| fail("the plugin's args are not an object: correct the build.json"))?;
         let added = !args.contains_key(arg);
         args.insert(arg.to_owned(), new);
         return Ok(added.then(|| SubstitutedArg { phase, index, arg: arg.to_owned(), given: substitution.to_owned() }));
@@ -429,7 +432,10 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<Option<Substitute
     let mut node = Some(schema);
     let mut at = value;
     for (i, part) in parts.iter().enumerate() {
-        let object = at.as_object_mut().ok_or_else(|| fail(&format!("`{}` is not an object", parts[..i].join("."))))?;
+        let object = at.as_object_mut().ok_or_else(|| {
+            let parent = parts[..i].join(".");
+            fail(&format!("`{parent}` is not an object: substitute `{parent}` itself"))
+        })?;
         let properties = node.map(|n| resolve(schema, n)).and_then(|n| n.get("properties")).and_then(Value::as_object);
         if !object.contains_key(*part) {
             // An object the schema lists the keys of takes only those; one it leaves open
@@ -440,7 +446,7 @@ fn substitute(value: &mut Value, substitution: &str) -> Result<Option<Substitute
                 let prefix = parts[..i].iter().map(|p| format!("{p}.")).collect::<String>();
                 let near = suggest::nearest(part, known)
                     .map(|near| format!(" (did you mean `{prefix}{near}`?)"))
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| ": check its spelling".to_owned());
                 return Err(fail(&format!(
                     "`{}` is neither in the build.json nor in its schema{near}",
                     parts[..=i].join(".")
@@ -601,7 +607,7 @@ mod tests {
     fn a_bad_substitution_is_named() {
         let build = r#"{"image": "x", "git_url": "g", "postbuild_plugins": [{"name": "a"}, {"name": "a"}]}"#;
         let err = parse_with(build, &["image"]).expect_err("no =").to_string();
-        assert_eq!(err, "--substitute image: expected KEY=VALUE");
+        assert_eq!(err, "--substitute image: expected KEY=VALUE, like image=app:2");
         let err = parse_with(build, &["postbuild_plugins.a.x=1"]).expect_err("twice").to_string();
         assert!(err.contains("plugin 'a' is listed 2 times in `postbuild_plugins`"), "{err}");
         let err = parse_with(build, &["image.tag=1"]).expect_err("not an object").to_string();

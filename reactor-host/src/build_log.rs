@@ -21,7 +21,7 @@ use crate::engine::{floor_char_boundary, MAX_LINE_BYTES};
 /// What went wrong with the spool.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("the build log's spool file in {dir}: {source}")]
+    #[error("the build log's spool file in {dir}: {source}; free space there, or set TMPDIR to a directory with room")]
     Io { dir: String, source: io::Error },
     #[error("the build log has no line at offset {offset}: read from 0, then from each page's next_offset")]
     NotALine { offset: u64 },

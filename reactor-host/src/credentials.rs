@@ -45,15 +45,26 @@ impl fmt::Debug for Credentials {
 /// Why credentials could not be read. Messages name the file, never what is in it.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read registry credentials from {}: {source}", path.display())]
+    #[error(
+        "cannot read registry credentials from {}: {source}; check that you may read it, or give another secret \
+         directory",
+        path.display()
+    )]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("registry credentials in {} are malformed: {reason}", path.display())]
+    #[error(
+        "registry credentials in {} are malformed: {reason}; correct the file, or write it again with `docker login`",
+        path.display()
+    )]
     Malformed { path: PathBuf, reason: String },
-    #[error("cannot get the credentials for {registry} from the credential helper docker-credential-{helper} (the {field} of {}): {reason}", path.display())]
+    #[error(
+        "cannot get the credentials for {registry} from the credential helper docker-credential-{helper} (the {field} \
+         of {}): {reason}; put docker-credential-{helper} on PATH and log in with it, or take it out of the {field}",
+        path.display()
+    )]
     Helper { path: PathBuf, field: &'static str, helper: String, registry: String, reason: String },
 }
 
@@ -224,9 +235,7 @@ fn from_helper(
             let message: String = message.chars().take(200).collect();
             Err(failed(format!("it failed{}", if message.is_empty() { String::new() } else { format!(": {message}") })))
         }
-        Err(E::HelperCommunicationError) => {
-            Err(failed(format!("cannot run docker-credential-{helper} get: is it installed and on PATH?")))
-        }
+        Err(E::HelperCommunicationError) => Err(failed(format!("cannot run docker-credential-{helper} get"))),
         Err(E::MalformedHelperResponse) => Err(failed(
             "its answer is not the JSON object {\"Username\", \"Secret\"} of the helpers' protocol".to_owned(),
         )),
@@ -387,7 +396,7 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "cannot get the credentials for quay.io from the credential helper docker-credential-{ABSENT} (the credsStore of {}): cannot run docker-credential-{ABSENT} get: is it installed and on PATH?",
+                "cannot get the credentials for quay.io from the credential helper docker-credential-{ABSENT} (the credsStore of {}): cannot run docker-credential-{ABSENT} get; put docker-credential-{ABSENT} on PATH and log in with it, or take it out of the credsStore",
                 path.display()
             )
         );
@@ -428,7 +437,14 @@ mod tests {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = write(dir.path(), "config.json", config);
             let err = from_file(&path, "127.0.0.1:5001", Helpers::Run).expect_err(config);
-            assert_eq!(err.to_string(), format!("registry credentials in {} are malformed: {reason}", path.display()));
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "registry credentials in {} are malformed: {reason}; correct the file, or write it again with \
+                     `docker login`",
+                    path.display()
+                )
+            );
         }
     }
 

@@ -24,3 +24,6 @@ mod secrets;
 mod source;
 mod state;
 mod workflow;
+
+#[cfg(test)]
+mod errors_table;

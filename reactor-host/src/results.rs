@@ -241,3 +241,20 @@ impl ResultDocument {
         Ok(())
     }
 }
+
+/// Why the result document (`--metadata-file`) was not written; names the file and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The build succeeded but its document cannot be written: reactor exits with `code` (4), so
+    /// that a CI does not take the missing document for success.
+    #[error(
+        "the build succeeded, but the result document cannot be written to {path}: {source}; choose another \
+         --metadata-file, or make its directory writable (exit {code})"
+    )]
+    AfterSuccess { path: String, source: std::io::Error, code: u8 },
+    /// The build failed or was refused, and its document cannot be written either.
+    #[error(
+        "cannot write --metadata-file {path}: {source}; choose another --metadata-file, or make its directory writable"
+    )]
+    AfterFailure { path: String, source: std::io::Error },
+}

@@ -107,7 +107,7 @@ pub enum Error {
     NotEmpty(PathBuf),
     #[error("--api-path (REACTOR_PLUGIN_API_PATH) {0}: {1}")]
     BadApiPath(PathBuf, String),
-    #[error("cannot write the crate in {0}: {1}")]
+    #[error("cannot write the crate in {0}: {1}; choose another --dir, or make room there")]
     Write(PathBuf, io::Error),
 }
 
@@ -233,7 +233,7 @@ pub fn api_dependency(api_path: Option<&Path>) -> Result<ApiDependency, Error> {
                 "its Cargo.toml is not reactor-plugin-api's: name the reactor-plugin-api source directory".to_owned(),
             ));
         }
-        let path = dir.canonicalize().map_err(|e| bad(e.to_string()))?;
+        let path = dir.canonicalize().map_err(|e| bad(format!("{e}: name the reactor-plugin-api source directory")))?;
         return Ok(ApiDependency::Path { path, chosen: true });
     }
     let built_from = Path::new(BUILD_TIME_API_PATH);

@@ -28,16 +28,19 @@ pub enum Failure {
     Source(#[from] source::Error),
     #[error(transparent)]
     Engine(#[from] crate::engine::Error),
-    #[error("docker build failed: {0}")]
+    #[error("docker build failed: {0}; fix the Dockerfile's failing step (the build's log shows its output)")]
     Build(String),
     #[error(transparent)]
     Plugin(#[from] PluginFailure),
     #[error("cancelled by {}", .0.name())]
     Cancelled(Signal),
     /// Cancelled, and an exit plugin was still running when the exit phase's limit ended.
-    #[error("cancelled by {}; exit plugin '{key}' {message}", signal.name())]
+    #[error(
+        "cancelled by {}; exit plugin '{key}' {message}; raise --exit-timeout to let it finish",
+        signal.name()
+    )]
     ExitLimit { signal: Signal, key: String, message: String },
-    #[error("{0}")]
+    #[error("{0}; this is a bug in reactor: report it with the -v log")]
     Internal(String),
 }
 

@@ -57,7 +57,7 @@ impl Engine {
         let context_err = |reason: String| Error::Context { path: spec.context_dir.display().to_string(), reason };
         let dirs =
             ContextDirs { tree: spec.context_dir.to_path_buf(), overlay: spec.overlay_dir.map(Path::to_path_buf) };
-        let ignore = dirs.dockerignore().map_err(|e| context_err(e.to_string()))?;
+        let ignore = dirs.dockerignore().map_err(|e| Error::from_dockerignore(dirs.dockerignore_dir(), e))?;
         // bollard reports a failure to read the context and a failure to read the engine's
         // answer alike (an I/O error); the context's own failure is noted here to tell them apart.
         let context_failure: Arc<Mutex<Option<String>>> = Arc::default();

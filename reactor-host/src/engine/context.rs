@@ -37,9 +37,15 @@ pub struct ContextDirs {
 impl ContextDirs {
     /// The context's `.dockerignore`: the overlay's when it has one, else the tree's.
     pub fn dockerignore(&self) -> Result<DockerIgnore, PatternError> {
+        DockerIgnore::load(self.dockerignore_dir())
+    }
+
+    /// The directory whose `.dockerignore` is the context's, for [`ContextDirs::dockerignore`]
+    /// and for messages naming the file.
+    pub fn dockerignore_dir(&self) -> &Path {
         match &self.overlay {
-            Some(overlay) if overlay.join(".dockerignore").symlink_metadata().is_ok() => DockerIgnore::load(overlay),
-            _ => DockerIgnore::load(&self.tree),
+            Some(overlay) if overlay.join(".dockerignore").symlink_metadata().is_ok() => overlay,
+            _ => &self.tree,
         }
     }
 }

@@ -81,34 +81,53 @@ pub enum Error {
     Endpoint(#[from] endpoint::EndpointError),
     #[error(
         "the connection to the Docker engine at {host} was lost during {during}: {reason} (did dockerd stop or \
-         restart?){}",
+         restart? `docker info` tells; run the build again once it answers){}",
         left_container.as_deref().map(|id| format!("; the engine may keep the interrupted step's container {id}: \
          `docker rm -f {id}` removes it")).unwrap_or_default()
     )]
     ConnectionLost { host: String, during: &'static str, reason: String, left_container: Option<String> },
-    #[error("the Docker engine refused: {message} (HTTP {status})")]
+    #[error("the Docker engine refused: {message} (HTTP {status}); fix what it names, or read the engine's log")]
     Daemon { status: u16, message: String },
-    #[error("cannot send the build context from {path}: {reason}")]
+    #[error("cannot send the build context from {path}: {reason}; check that every file under it is readable")]
     Context { path: String, reason: String },
-    #[error("{operation} failed: {message}")]
+    #[error("{file}: line {line}: bad pattern `{pattern}`: {reason}; correct that line, or remove it")]
+    BadDockerignore { file: String, line: usize, pattern: String, reason: &'static str },
+    #[error("{operation} failed: {message}; run the build again, and if it fails again read the engine's log")]
     Stream { operation: &'static str, message: String },
-    #[error("{operation} {image}: the registry {registry} refused the credentials given for it ({message})")]
+    #[error(
+        "{operation} {image}: the registry {registry} refused the credentials given for it ({message}); check the \
+         user and password for {registry} (the secret in the plugin's args, or `docker login {registry}`)"
+    )]
     CredentialsRefused { operation: &'static str, image: String, registry: String, message: String },
     #[error(
-        "{operation} {image}: the registry {registry} wants a login and no credentials were found for it ({message})"
+        "{operation} {image}: the registry {registry} wants a login and no credentials were found for it ({message}); \
+         log in with `docker login {registry}`, or give the plugin a secret for it"
     )]
     NoCredentials { operation: &'static str, image: String, registry: String, message: String },
     #[error(
-        "{operation} {image}: the registry {registry} is unreachable or failing; gave up after {attempts} attempts: {message}"
+        "{operation} {image}: the registry {registry} is unreachable or failing; gave up after {attempts} attempts: \
+         {message}; check that {registry} is up, then run the build again"
     )]
     RegistryUnavailable { operation: &'static str, image: String, registry: String, attempts: usize, message: String },
-    #[error("{operation} {image}: no such image ({message})")]
+    #[error("{operation} {image}: no such image ({message}); check the image's name and tag")]
     ImageNotFound { operation: &'static str, image: String, message: String },
-    #[error("Docker engine: {0}")]
+    #[error("Docker engine: {0}; check that it answers (`docker info`), then run the build again")]
     Other(String),
 }
 
 impl Error {
+    /// The context's `.dockerignore` in `dir` cannot be used: a bad line is named with the file.
+    pub(crate) fn from_dockerignore(dir: &std::path::Path, err: dockerignore::PatternError) -> Error {
+        match err {
+            dockerignore::PatternError::BadPattern { line, pattern, reason } => {
+                Error::BadDockerignore { file: dir.join(".dockerignore").display().to_string(), line, pattern, reason }
+            }
+            io @ dockerignore::PatternError::Io { .. } => {
+                Error::Context { path: dir.display().to_string(), reason: io.to_string() }
+            }
+        }
+    }
+
     /// Turns a bollard error into ours, keeping the underlying cause that bollard's Display hides.
     fn from_bollard(err: bollard::errors::Error, host: &str) -> Error {
         use bollard::errors::Error as B;

@@ -78,8 +78,9 @@ pub fn install(source: &Path, options: &InstallOptions<'_>) -> Result<Installed,
             "{shown}: a plain shared object carries no signature, and --require-signed is given: install a package its vendor signed"
         )));
     }
-    let created = create_dirs(options.dir)
-        .map_err(|e| Refused::failed(format!("{shown}: cannot create {}: {e}", options.dir.display())))?;
+    let created = create_dirs(options.dir).map_err(|e| {
+        Refused::failed(format!("{shown}: cannot create {}: {e}; choose another --dir", options.dir.display()))
+    })?;
     let outcome = install_locked(source, kind, options, &shown);
     if outcome.is_err() {
         // Nothing changes on disk for a refused package, not even the directory it would go in.
@@ -97,7 +98,12 @@ fn install_locked(
     shown: &str,
 ) -> Result<Installed, Refused> {
     let dir = options.dir;
-    let io = |what: &str, e: std::io::Error| Refused::failed(format!("{shown}: {what} in {}: {e}", dir.display()));
+    let io = |what: &str, e: std::io::Error| {
+        Refused::failed(format!(
+            "{shown}: {what} in {}: {e}; check that you may write there, or choose another --dir",
+            dir.display()
+        ))
+    };
     let _lock = lock(dir).map_err(|e| io("cannot lock the directory", e))?;
     clean_leftovers(dir);
     let staging = tempfile::Builder::new()
@@ -126,15 +132,18 @@ fn install_locked(
 fn source_kind(source: &Path) -> Result<Source, String> {
     let mut magic = [0u8; 4];
     let mut file = File::open(source).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_owned(),
-        _ => format!("cannot open it: {e}"),
+        std::io::ErrorKind::NotFound => "no such file: check the path".to_owned(),
+        _ => format!("cannot open it: {e}; check that you may read it"),
     })?;
-    let n = file.read(&mut magic).map_err(|e| format!("cannot read it: {e}"))?;
+    let n = file.read(&mut magic).map_err(|e| format!("cannot read it: {e}; check that you may read it"))?;
     match &magic[..n] {
         [0x1f, 0x8b, ..] => Ok(Source::Package),
         b"\x7fELF" => Ok(Source::SharedObject),
-        _ => Err("neither a plugin package (.tar.gz, made by reactor plugin package) nor a plugin shared object (.so)"
-            .to_owned()),
+        _ => {
+            Err("neither a plugin package (.tar.gz, made by reactor plugin package) nor a plugin shared object (.so): \
+                  give one of those"
+                .to_owned())
+        }
     }
 }
 
@@ -183,8 +192,10 @@ fn clean_leftovers(dir: &Path) {
 
 /// Unpacks the archive's regular files into `staging`; returns its manifest and that file's bytes.
 fn unpack(source: &Path, staging: &Path, shown: &str) -> Result<(PackageManifest, Vec<u8>), Refused> {
-    let corrupt = |why: String| Refused::invalid(format!("{shown}: the package is corrupt: {why}"));
-    let file = File::open(source).map_err(|e| Refused::invalid(format!("{shown}: cannot open it: {e}")))?;
+    let corrupt =
+        |why: String| Refused::invalid(format!("{shown}: the package is corrupt: {why}; get the package again"));
+    let file = File::open(source)
+        .map_err(|e| Refused::invalid(format!("{shown}: cannot open it: {e}; check that you may read it")))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(file)));
     let entries = archive.entries().map_err(|e| corrupt(format!("not a readable .tar.gz ({e})")))?;
     let mut total = 0u64;
@@ -241,8 +252,12 @@ fn stage_shared_object(source: &Path, staging: &Path, shown: &str) -> Result<(Pa
         )));
     }
     let staged = staging.join(file_name);
-    let failed =
-        |e: std::io::Error| Refused::failed(format!("{shown}: cannot copy it into {}: {e}", staging.display()));
+    let failed = |e: std::io::Error| {
+        Refused::failed(format!(
+            "{shown}: cannot copy it into {}: {e}; check that you may write to the plugin directory, or choose another --dir",
+            staging.display()
+        ))
+    };
     std::fs::copy(source, &staged).map_err(failed)?;
     std::fs::set_permissions(&staged, Permissions::from_mode(0o755)).map_err(failed)?;
     let hello = load::check_file(&staged)
@@ -273,7 +288,8 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// The manifest names a usable package and files, and the package holds exactly those files
 /// (with its signature and documentation).
 fn check_layout(manifest: &PackageManifest, staging: &Path, shown: &str) -> Result<(), Refused> {
-    let corrupt = |why: String| Refused::invalid(format!("{shown}: the package is corrupt: {why}"));
+    let corrupt =
+        |why: String| Refused::invalid(format!("{shown}: the package is corrupt: {why}; get the package again"));
     if !is_safe_name(&manifest.name) {
         return Err(corrupt(format!(
             "{MANIFEST_NAME} names the package '{}', which cannot be a directory name (letters, digits, . _ - +, not starting with a dot)",
@@ -365,7 +381,10 @@ fn check_signature(
     let signature_path = staging.join(SIGNATURE_NAME);
     let signature = match std::fs::read(&signature_path) {
         Ok(bytes) => Some(String::from_utf8(bytes).map_err(|_| {
-            Refused::invalid(format!("{shown}: package '{}': its signature is not a minisign signature", manifest.name))
+            Refused::invalid(format!(
+                "{shown}: package '{}': its signature is not a minisign signature; get the package again from its vendor",
+                manifest.name
+            ))
         })?),
         Err(_) => None,
     };
@@ -418,7 +437,7 @@ fn check_interface(manifest: &PackageManifest, shown: &str) -> Result<(), Refuse
     let what = format!("package '{}' {} is built against reactor-plugin-api {api}", manifest.name, manifest.version);
     match api.split('.').next().and_then(|m| m.parse::<u32>().ok()) {
         None => Err(Refused::invalid(format!(
-            "{shown}: the package is corrupt: its {MANIFEST_NAME} gives no readable api_version ('{api}')"
+            "{shown}: the package is corrupt: its {MANIFEST_NAME} gives no readable api_version ('{api}'); get the package again"
         ))),
         Some(major) if major > ours => Err(Refused::load(format!(
             "{shown}: {what}, a newer major than this reactor's ({REACTOR}, reactor-plugin-api {API_VERSION}): upgrade reactor to a release for reactor-plugin-api {major}.x, or use a build of the package for reactor-plugin-api {ours}.x"
@@ -459,7 +478,7 @@ fn check_loads(manifest: &PackageManifest, staging: &Path, shown: &str) -> Resul
         for key in keys(file) {
             if let Some(other) = seen.insert(key, &file.name) {
                 return Err(Refused::invalid(format!(
-                    "{shown}: the package holds the plugin '{key}' twice, in {other} and {}",
+                    "{shown}: the package holds the plugin '{key}' twice, in {other} and {}; its vendor must make it again with one",
                     file.name
                 )));
             }
@@ -610,12 +629,20 @@ pub fn remove(name: &str, dir: &Path) -> Result<PackageManifest, Refused> {
         } else {
             format!("installed: {}", installed.join(", "))
         };
-        Refused::invalid(format!("{shown}: no package '{name}' is installed in {} ({listing})", dir.display()))
+        Refused::invalid(format!(
+            "{shown}: no package '{name}' is installed in {} ({listing}); check the name, and --dir",
+            dir.display()
+        ))
     };
     if !is_safe_name(name) || !dir.is_dir() {
         return Err(not_installed());
     }
-    let io = |what: &str, e: std::io::Error| Refused::failed(format!("{shown}: {what} in {}: {e}", dir.display()));
+    let io = |what: &str, e: std::io::Error| {
+        Refused::failed(format!(
+            "{shown}: {what} in {}: {e}; check that you may write there, or choose another --dir",
+            dir.display()
+        ))
+    };
     let _lock = lock(dir).map_err(|e| io("cannot lock the directory", e))?;
     clean_leftovers(dir);
     let target = dir.join(name);

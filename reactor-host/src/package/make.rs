@@ -36,8 +36,8 @@ pub fn package(crate_dir: &Path, out: Option<&Path>, sign_with: Option<&Path>) -
     let hello = load::check_file(&library).map_err(|errors| {
         Refused::load(format!("plugin package: {}: {}", library.display(), load_problems(&library, &errors)))
     })?;
-    let sha256 =
-        sha256_file(&library).map_err(|e| Refused::failed(format!("cannot read {}: {e}", library.display())))?;
+    let sha256 = sha256_file(&library)
+        .map_err(|e| Refused::failed(format!("cannot read {}: {e}; build the crate again", library.display())))?;
     let manifest = PackageManifest {
         name: info.name.clone(),
         version: info.version.clone(),
@@ -62,11 +62,16 @@ pub fn package(crate_dir: &Path, out: Option<&Path>, sign_with: Option<&Path>) -
     }
 
     let out = out.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    std::fs::create_dir_all(&out)
-        .map_err(|e| Refused::failed(format!("plugin package: cannot create --out {}: {e}", out.display())))?;
+    std::fs::create_dir_all(&out).map_err(|e| {
+        Refused::failed(format!("plugin package: cannot create --out {}: {e}; choose another --out", out.display()))
+    })?;
     let path = out.join(format!("{}-{}.tar.gz", info.name, info.version));
-    write_archive(&path, &entries)
-        .map_err(|e| Refused::failed(format!("plugin package: cannot write {}: {e}", path.display())))?;
+    write_archive(&path, &entries).map_err(|e| {
+        Refused::failed(format!(
+            "plugin package: cannot write {}: {e}; choose another --out, or make room",
+            path.display()
+        ))
+    })?;
     log::info!("packaged {} (built against reactor-plugin-api {})", library.display(), manifest.api_version);
     Ok(Packaged { path, manifest, signed: sign_with.is_some() })
 }
@@ -91,7 +96,7 @@ fn crate_info(crate_dir: &Path) -> Result<CrateInfo, Refused> {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let reason = stderr.lines().find(|l| l.starts_with("error")).or_else(|| stderr.lines().next()).unwrap_or("");
         return Err(Refused::invalid(format!(
-            "plugin package: cargo metadata failed for {}: {}",
+            "plugin package: cargo metadata failed for {}: {}; fix the crate until cargo build accepts it",
             manifest_path.display(),
             reason.trim()
         )));

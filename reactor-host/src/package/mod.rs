@@ -132,6 +132,9 @@ mod tests {
             "plugin 'a' runs in no phase; plugin number 2 has an empty key; the plugin's author must fix the module"
         );
         let other = LoadError::Broken { path: path.to_path_buf(), reason: "the module exports no plugins".to_owned() };
-        assert_eq!(load_problems(path, &[other]), "the module exports no plugins");
+        assert_eq!(
+            load_problems(path, &[other]),
+            "the module exports no plugins; the plugin's author must fix the module"
+        );
     }
 }

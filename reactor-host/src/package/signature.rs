@@ -34,7 +34,7 @@ pub fn verify(data: &[u8], signature: Option<&str>, trusted_keys: &Path) -> Resu
             Err(VerifyError::UnexpectedKeyId) => continue,
             Err(e) => {
                 return Err(format!(
-                    "its signature does not verify with the trusted key {} ({e}): reactor-plugin.json or its signature was changed after signing",
+                    "its signature does not verify with the trusted key {} ({e}): reactor-plugin.json or its signature was changed after signing; get the package again from its vendor",
                     file.display()
                 ))
             }
@@ -101,8 +101,15 @@ fn key_id(signature: &str) -> String {
 /// Signs `data` with the minisign secret key in `key_file`, returning the `.minisig` text. An
 /// encrypted key's password comes from `REACTOR_SIGN_PASSWORD`, else it is asked on the terminal.
 pub fn sign(data: &[u8], key_file: &Path, trusted_comment: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(key_file).map_err(|e| format!("cannot read {}: {e}", key_file.display()))?;
-    let not_a_key = |e: minisign::PError| format!("{} is not a usable minisign secret key ({e})", key_file.display());
+    let text = std::fs::read_to_string(key_file)
+        .map_err(|e| format!("cannot read {}: {e}; give the secret key file minisign -G wrote", key_file.display()))?;
+    let not_a_key = |e: minisign::PError| {
+        format!(
+            "{} is not a usable minisign secret key ({e}); give the secret key file minisign -G wrote, with its \
+             password in REACTOR_SIGN_PASSWORD if it has one",
+            key_file.display()
+        )
+    };
     let key_box = minisign::SecretKeyBox::from_string(&text).map_err(not_a_key)?;
     let key = match key_box.clone().into_unencrypted_secret_key() {
         Ok(key) => key,
@@ -113,8 +120,10 @@ pub fn sign(data: &[u8], key_file: &Path, trusted_comment: &str) -> Result<Strin
             Err(e) => return Err(not_a_key(e)),
         },
     };
-    let signature = minisign::sign(None, &key, std::io::Cursor::new(data), Some(trusted_comment), None)
-        .map_err(|e| format!("cannot sign with {}: {e}", key_file.display()))?;
+    let signature =
+        minisign::sign(None, &key, std::io::Cursor::new(data), Some(trusted_comment), None).map_err(|e| {
+            format!("cannot sign with {}: {e}; check the key, or make a new one with minisign -G", key_file.display())
+        })?;
     Ok(signature.into_string())
 }
 

@@ -219,7 +219,9 @@ impl Scan {
                 Ok(_) | Err(_) => {
                     let what = if path.exists() { "not a directory" } else { "no such directory" };
                     match source {
-                        Source::PluginDir => scan.errors.push(format!("--plugin-dir {}: {what}", path.display())),
+                        Source::PluginDir => scan
+                            .errors
+                            .push(format!("--plugin-dir {}: {what}; check the path, or create it", path.display())),
                         Source::PluginPath => scan
                             .warnings
                             .push(format!("REACTOR_PLUGIN_PATH names {}: {what}; it is skipped", path.display())),
@@ -277,7 +279,11 @@ impl Scan {
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) => {
-                self.refuse(&dir, format!("{}: plugin directory cannot be read: {e}", dir.display()), Vec::new());
+                self.refuse(
+                    &dir,
+                    format!("{}: plugin directory cannot be read: {e}; check its permissions", dir.display()),
+                    Vec::new(),
+                );
                 return;
             }
         };
@@ -449,7 +455,7 @@ impl Scan {
     pub fn open(&mut self, i: usize) -> Result<Vec<RegisteredPlugin>, (String, Vec<String>)> {
         let found = self.found[i].clone();
         let Some(id) = found.id else {
-            return Err(("cannot be read".to_owned(), found.keys()));
+            return Err(("cannot be read; check that it exists and that you may read it".to_owned(), found.keys()));
         };
         if let Some(package) = &found.package {
             let sha256 = self.sha256(i).map_err(|e| (e, found.keys()))?;
@@ -495,7 +501,8 @@ impl Scan {
         if let Some(sha256) = &entry.sha256 {
             return Ok(sha256.clone());
         }
-        let sha256 = package_manifest::sha256_file(&file).map_err(|e| format!("cannot be read: {e}"))?;
+        let sha256 = package_manifest::sha256_file(&file)
+            .map_err(|e| format!("cannot be read: {e}; check that you may read it"))?;
         entry.sha256 = Some(sha256.clone());
         self.cache.put(&file, entry);
         Ok(sha256)

@@ -21,7 +21,7 @@ const EI_CLASS: usize = 4;
 /// What is wrong with a plugin file's ELF headers; each says what to do.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ElfProblem {
-    #[error("cannot be read: {0}")]
+    #[error("cannot be read: {0}; check that it exists and that you may read it")]
     Unreadable(String),
     #[error("not an ELF file: a plugin is a shared object built from a cdylib crate for this machine; rebuild it, or reinstall it")]
     NotElf,

@@ -322,22 +322,8 @@ fn load_named(path: &Path, allow_insecure: bool) -> Result<(Vec<RegisteredPlugin
     let sha256 = scan.sha256(0)?;
     let outcome = scan.open(0);
     scan.cache.save();
-    outcome.map(|plugins| (plugins, sha256)).map_err(|(reason, _)| with_fix(&reason))
-}
-
-/// A load failure's reason, with what to do where the reason does not say.
-fn with_fix(reason: &str) -> String {
-    // An ELF problem's own message says what to do (see `elf::ElfProblem`).
-    if reason.contains("not a loadable shared object (") {
-        format!("{reason}; a plugin is a cdylib crate built for this machine: rebuild it, or ask its vendor for a build for this platform")
-    } else if reason.contains("could not list its plugins")
-        || reason.contains("handshake")
-        || reason.contains("exports no plugins")
-    {
-        format!("{reason}; the plugin's author must fix the module")
-    } else {
-        reason.to_owned()
-    }
+    // Each load error's own message says what to do (see `load::LoadError`).
+    outcome.map(|plugins| (plugins, sha256)).map_err(|(reason, _)| reason)
 }
 
 /// `reactor plugins check PATH...`: every file, or every plugin file of a directory.
@@ -388,7 +374,7 @@ fn check_dir(dir: &Path, allow_insecure: bool) -> Vec<(bool, String)> {
                 };
                 lines.push((true, loaded_line(&file, &plugins)));
             }
-            Err((reason, _)) => lines.push((false, format!("{}: {}", file.display(), with_fix(&reason)))),
+            Err((reason, _)) => lines.push((false, format!("{}: {}", file.display(), reason))),
         }
     }
     lines.extend(scan.resolve().errors.into_iter().map(|e| (false, e)));

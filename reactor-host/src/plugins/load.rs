@@ -31,9 +31,12 @@ const REACTOR: &str = env!("CARGO_PKG_VERSION");
 /// plugin's and reactor's versions and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("--load-plugin {0}: no such file")]
+    #[error("--load-plugin {0}: no such file; check the path, or build the plugin first")]
     NotFound(PathBuf),
-    #[error("--load-plugin {path}: not a loadable shared object ({reason})")]
+    #[error(
+        "--load-plugin {path}: not a loadable shared object ({reason}); a plugin is a cdylib crate built for this \
+         machine: rebuild it, or ask its vendor for a build for this platform"
+    )]
     NotSharedObject { path: PathBuf, reason: String },
     /// Found in the file's ELF headers before dlopen, which could crash on it (see `elf`).
     #[error("--load-plugin {path}: not a loadable shared object: {problem}")]
@@ -52,8 +55,14 @@ pub enum LoadError {
     NeedsFeature { path: PathBuf, key: String, version: String, api: String, feature: String, since: String },
     #[error("--load-plugin {path}: {problem}; the plugin's author must fix the module")]
     Invalid { path: PathBuf, problem: String },
-    #[error("--load-plugin {path}: {reason}")]
+    #[error("--load-plugin {path}: {reason}; the plugin's author must fix the module")]
     Broken { path: PathBuf, reason: String },
+    /// The isolated process that would load it (`--isolate-plugins`) could not be started.
+    #[error(
+        "--load-plugin {path}: cannot start its isolated process: {reason}; check the limits on processes and open \
+         files (ulimit -u, ulimit -n), or run it without --isolate-plugins"
+    )]
+    WorkerNotStarted { path: PathBuf, reason: String },
     /// Others could change the file: see `permissions`. The refusal names the path.
     #[error("--load-plugin {refusal}")]
     Insecure { path: PathBuf, refusal: String },
@@ -80,6 +89,7 @@ impl LoadError {
             | LoadError::NeedsFeature { path, .. }
             | LoadError::Invalid { path, .. }
             | LoadError::Broken { path, .. }
+            | LoadError::WorkerNotStarted { path, .. }
             | LoadError::Insecure { path, .. } => path,
         }
     }
@@ -201,16 +211,19 @@ fn start_worker(path: &Path) -> Result<(Worker, ModuleHello), LoadError> {
         return Err(LoadError::NotFound(path.to_path_buf()));
     }
     check_elf(path)?;
-    Worker::start(path).map_err(|e| match e {
-        StartError::Spawn(e) => {
-            LoadError::Broken { path: path.to_path_buf(), reason: format!("cannot start its isolated process: {e}") }
-        }
+    Worker::start(path).map_err(|e| from_start_error(path, e))
+}
+
+/// Says why the isolated process for the plugin file `path` gave no plugins, as a load error.
+pub(crate) fn from_start_error(path: &Path, err: StartError) -> LoadError {
+    match err {
+        StartError::Spawn(e) => LoadError::WorkerNotStarted { path: path.to_path_buf(), reason: e.to_string() },
         StartError::Refused(line) => LoadError::FromIsolatedProcess(line),
         StartError::Lost(how) => LoadError::Broken {
             path: path.to_path_buf(),
-            reason: format!("{how} while loading, in its isolated process (--isolate-plugins); the plugin's author must fix the module"),
+            reason: format!("{how} while loading, in its isolated process (--isolate-plugins)"),
         },
-    })
+    }
 }
 
 // A load error is made once per bad file, before anything runs: its size does not matter.

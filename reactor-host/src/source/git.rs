@@ -11,7 +11,7 @@
 
 mod local;
 mod remote;
-mod submodules;
+pub(crate) mod submodules;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,25 +106,9 @@ pub fn clone(
         None | Some("HEAD") => Wanted::DefaultBranch,
         Some(name) => Wanted::Name(name.to_owned()),
     };
-    let as_source_error = |e: FetchError| match e {
-        FetchError::NoSuchCommit(_) => {
-            Error::NoSuchCommit { uri: uri.to_owned(), commit: commit.unwrap_or("HEAD").to_owned() }
-        }
-        FetchError::Checkout(reason) => {
-            Error::Checkout { uri: uri.to_owned(), commit: commit.unwrap_or("HEAD").to_owned(), reason }
-        }
-        FetchError::Failed(reason) => Error::Clone { uri: uri.to_owned(), reason },
-        FetchError::TimedOut(stall) => Error::TimedOut { uri: redact_url(uri), reason: stall.to_string() },
-        FetchError::NoRepository(path) => Error::NoRepository { path: path.display().to_string() },
-        FetchError::NotARepository(path) => Error::NotARepository { path: path.display().to_string() },
-        FetchError::Cancelled => Error::Cancelled,
-    };
-    let (repo, oid) = fetch_and_check_out(&url, &wanted, dest, cancel).map_err(as_source_error)?;
+    let (repo, oid) = fetch_and_check_out(&url, &wanted, dest, cancel).map_err(|e| as_source_error(e, uri, commit))?;
     if submodules {
-        submodules::fetch_all(&repo, &url, cancel).map_err(|e| match e {
-            submodules::Error::Cancelled => Error::Cancelled,
-            other => Error::Clone { uri: uri.to_owned(), reason: other.to_string() },
-        })?;
+        submodules::fetch_all(&repo, &url, cancel).map_err(|e| from_submodule_error(e, uri))?;
     }
     log::info!("checked out {oid}");
     Ok(oid.to_string())
@@ -139,6 +123,31 @@ pub(crate) enum Wanted {
     Name(String),
     /// A commit known by its SHA only (a submodule's gitlink).
     Commit(Oid),
+}
+
+/// The source error a failed fetch of `uri` at `commit` is said as.
+pub(crate) fn as_source_error(e: FetchError, uri: &str, commit: Option<&str>) -> Error {
+    match e {
+        FetchError::NoSuchCommit(_) => {
+            Error::NoSuchCommit { uri: uri.to_owned(), commit: commit.unwrap_or("HEAD").to_owned() }
+        }
+        FetchError::Checkout(reason) => {
+            Error::Checkout { uri: uri.to_owned(), commit: commit.unwrap_or("HEAD").to_owned(), reason }
+        }
+        FetchError::Failed(reason) => Error::Clone { uri: uri.to_owned(), reason },
+        FetchError::TimedOut(stall) => Error::TimedOut { uri: redact_url(uri), reason: stall.to_string() },
+        FetchError::NoRepository(path) => Error::NoRepository { path: path.display().to_string() },
+        FetchError::NotARepository(path) => Error::NotARepository { path: path.display().to_string() },
+        FetchError::Cancelled => Error::Cancelled,
+    }
+}
+
+/// The source error a failed submodule of `uri` is said as.
+pub(crate) fn from_submodule_error(e: submodules::Error, uri: &str) -> Error {
+    match e {
+        submodules::Error::Cancelled => Error::Cancelled,
+        other => Error::Clone { uri: uri.to_owned(), reason: other.to_string() },
+    }
 }
 
 /// Why one repository (the source or a submodule) could not be fetched.

@@ -10,7 +10,7 @@
 //! Plugins built before the overlay existed (reactor-plugin-api < 1.2) may write into the
 //! context directory they are given: for them the [`Layout::Writable`] copies a `path` source as
 //! reactor did before, and that copy (or a git checkout) is both tree and overlay.
-mod git;
+pub(crate) mod git;
 mod leftovers;
 mod path;
 
@@ -101,9 +101,12 @@ impl FetchedSource {
 /// What went wrong fetching the source or finding its Dockerfile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot make a temporary directory: {0}")]
+    #[error(
+        "cannot make a temporary directory in TMPDIR {tmpdir}: {0}; set TMPDIR to a directory you can write to",
+        tmpdir = std::env::temp_dir().display()
+    )]
     TempDir(std::io::Error),
-    #[error("cannot clone {uri}: {reason}")]
+    #[error("cannot clone {uri}: {reason}; check source.uri, and that its server is up and serves the repository")]
     Clone { uri: String, reason: String },
     #[error(
         "cannot clone {uri}: {reason}; check that the server is up and serves the repository, \
@@ -119,15 +122,24 @@ pub enum Error {
          directory with more room"
     )]
     NoSpace { tmpdir: String, what: String, path: String, cause: String },
-    #[error("{uri} has no commit, branch or tag '{commit}'")]
+    #[error(
+        "{uri} has no commit, branch or tag '{commit}'; give one it has (source.provider_params.git_commit, or \
+         --commit)"
+    )]
     NoSuchCommit { uri: String, commit: String },
-    #[error("cannot check out '{commit}' of {uri}: {reason}")]
+    #[error(
+        "cannot check out '{commit}' of {uri}: {reason}; check that the repository is whole (git fsck), or give \
+         another commit"
+    )]
     Checkout { uri: String, commit: String, reason: String },
-    #[error("cannot copy {path}: {reason}")]
+    #[error("cannot copy {path}: {reason}; check that everything under it is readable")]
     Copy { path: String, reason: String },
     #[error("the path source {path} cannot be used: {reason} (check source.uri)")]
     PathSource { path: String, reason: String },
-    #[error("cannot put the Dockerfile into the context overlay {path}: {reason}")]
+    #[error(
+        "cannot put the Dockerfile into the context overlay {path}: {reason}; check that TMPDIR is writable and has \
+         room"
+    )]
     Overlay { path: String, reason: String },
     #[error("dockerfile_path '{0}' points outside the source; give a path inside it")]
     OutsideSource(String),
@@ -135,7 +147,7 @@ pub enum Error {
     DockerfileLinkOutside { shown: String, link: String, target: String, real: String },
     #[error("Dockerfile '{0}' doesn't exist in the source (check dockerfile_path)")]
     NoDockerfile(String),
-    #[error("fetching the source was cancelled")]
+    #[error("fetching the source was cancelled; nothing to fix: run the build again to build it")]
     Cancelled,
 }
 

@@ -17,7 +17,7 @@ const MAX_NESTING: usize = 16;
 
 /// Why a submodule could not be fetched: its path (from the top of the source) and URL first.
 #[derive(Debug, thiserror::Error)]
-pub(super) enum Error {
+pub(crate) enum Error {
     #[error("submodule '{path}' ({url}): {reason}")]
     Fetch { path: String, url: String, reason: String },
     #[error("submodule '{path}': {reason}")]
