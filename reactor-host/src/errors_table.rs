@@ -168,6 +168,23 @@ fn engine_row(e: &engine::Error) -> Row {
         E::ImageNotFound { .. } => {
             (9, words(&["no such image"], &["pull reg.example:5000/base:9"], &["check the image's name and tag"]))
         }
+        E::Tls { .. } => (
+            11,
+            words(
+                &["TLS with the Docker engine", "failed", "refused reactor's client certificate"],
+                &["tcp://127.0.0.1:2376"],
+                &["give cert.pem and key.pem"],
+            ),
+        ),
+        E::TooOld { .. } => (
+            12,
+            words(&["speaks Docker API 1.24 at most"], &["tcp://127.0.0.1:2376"], &["upgrade the engine", "--host"]),
+        ),
+        E::Unsupported { .. } => {
+            (13, words(&["https:// needs TLS files"], &["https://127.0.0.1:2376"], &["set DOCKER_CERT_PATH"]))
+        }
+        // Its own table below.
+        E::Endpoint(e) => (14, endpoint_row(e).1),
         E::Other(_) => (
             10,
             words(
@@ -224,8 +241,82 @@ fn engine_table() {
             message: "manifest unknown".into(),
         },
         E::Other("container 0a1b2c: the engine did not report its exit".into()),
+        E::Tls {
+            host: "tcp://127.0.0.1:2376".into(),
+            problem: "the engine refused reactor's client certificate (missing, or not signed by a CA it trusts)"
+                .into(),
+            hint: "give cert.pem and key.pem signed by the CA the engine's --tlscacert names".into(),
+        },
+        E::TooOld {
+            host: "tcp://127.0.0.1:2376".into(),
+            problem: "speaks Docker API 1.24 at most, older than this request needs".into(),
+            hint: "upgrade the engine, or build on a newer one (--host, --context)".into(),
+        },
+        E::Unsupported {
+            host: "https://127.0.0.1:2376".into(),
+            reason: "https:// needs TLS files: set DOCKER_CERT_PATH to the directory holding ca.pem (and cert.pem, \
+                     key.pem), or use a context with TLS files"
+                .into(),
+        },
+        E::Endpoint(engine::endpoint::EndpointError::Conflict),
     ];
-    check("engine::Error", 11, samples, engine_row, shown);
+    check("engine::Error", 15, samples, engine_row, shown);
+}
+
+fn endpoint_row(e: &engine::endpoint::EndpointError) -> Row {
+    use engine::endpoint::EndpointError as E;
+    match e {
+        E::Conflict => (0, words(&["both choose the engine"], &["--host and --context"], &["give one of them"])),
+        E::BadUrl { .. } => (
+            1,
+            words(&["does not speak npipe://"], &["engine URL npipe:////./pipe/docker_engine"], &["give unix:///PATH"]),
+        ),
+        E::UnknownContext { .. } => (
+            2,
+            words(
+                &["there is no docker context 'remote'"],
+                &["DOCKER_CONTEXT", "/home/u/.docker/contexts"],
+                &["known contexts: default, tls", "docker context ls"],
+            ),
+        ),
+        E::BadContext { .. } => (
+            3,
+            words(
+                &["cannot read", "expected value"],
+                &["docker context 'tls'", "meta.json"],
+                &["docker context rm tls", "--context or --host"],
+            ),
+        ),
+        E::BadConfig { .. } => (
+            4,
+            words(
+                &["cannot read", "expected value"],
+                &["/home/u/.docker/config.json"],
+                &["fix or remove that file", "DOCKER_CONFIG"],
+            ),
+        ),
+    }
+}
+
+fn endpoint_table() {
+    use engine::endpoint::EndpointError as E;
+    let samples = vec![
+        E::Conflict,
+        E::BadUrl { url: "npipe:////./pipe/docker_engine".into(), reason: "reactor does not speak npipe://".into() },
+        E::UnknownContext {
+            name: "remote".into(),
+            chosen_by: "DOCKER_CONTEXT".into(),
+            store: "/home/u/.docker/contexts".into(),
+            known: "default, tls".into(),
+        },
+        E::BadContext {
+            name: "tls".into(),
+            path: "/home/u/.docker/contexts/meta/0a1b/meta.json".into(),
+            reason: "expected value at line 1 column 1".into(),
+        },
+        E::BadConfig { path: "/home/u/.docker/config.json".into(), reason: "expected value at line 1 column 1".into() },
+    ];
+    check("engine::endpoint::EndpointError", 5, samples, endpoint_row, shown);
 }
 
 /// A `.dockerignore` that cannot be used is said as an engine error naming the file.
@@ -937,6 +1028,7 @@ fn results_table() {
 #[test]
 fn every_error_kind_says_what_failed_where_and_what_to_do() {
     engine_table();
+    endpoint_table();
     dockerignore_table();
     source_table();
     fetch_table();

@@ -4,7 +4,6 @@
 //! (mostly well-formed, often of the wrong type), with `--substitute` values; seeds with a few
 //! bytes cut and a JSON piece spliced in; and arbitrary bytes.
 
-
 use proptest::prelude::*;
 use reactor::fuzzing::{build_json, plugin_json};
 use serde_json::{json, Map, Value};

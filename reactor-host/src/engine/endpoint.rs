@@ -117,13 +117,22 @@ impl Scheme {
 pub enum EndpointError {
     #[error("--host and --context both choose the engine: give one of them")]
     Conflict,
-    #[error("engine URL {url}: {reason}")]
+    #[error(
+        "engine URL {url}: {reason}; give unix:///PATH, tcp://HOST:PORT, https://HOST:PORT or ssh://USER@HOST[:PORT] \
+         (--host, DOCKER_HOST)"
+    )]
     BadUrl { url: String, reason: String },
     #[error("there is no docker context '{name}' (chosen by {chosen_by}) in {store}; known contexts: {known} (`docker context ls` lists them)")]
     UnknownContext { name: String, chosen_by: String, store: String, known: String },
-    #[error("docker context '{name}': cannot read {path}: {reason}")]
+    #[error(
+        "docker context '{name}': cannot read {path}: {reason}; create it again (`docker context rm {name}`, then \
+         `docker context create {name} …`), or choose another engine with --context or --host"
+    )]
     BadContext { name: String, path: String, reason: String },
-    #[error("cannot read {path}: {reason}")]
+    #[error(
+        "cannot read the docker CLI's {path}: {reason}; fix or remove that file, or set DOCKER_CONFIG to another \
+         directory"
+    )]
     BadConfig { path: String, reason: String },
 }
 

@@ -161,7 +161,9 @@ impl Engine {
             Scheme::Tcp | Scheme::Https => {
                 let tls = endpoint.tls.as_ref().ok_or_else(|| Error::Unsupported {
                     host: host.clone(),
-                    reason: "https:// needs TLS files (DOCKER_CERT_PATH)".to_owned(),
+                    reason: "https:// needs TLS files: set DOCKER_CERT_PATH to the directory holding ca.pem (and \
+                             cert.pem, key.pem), or use a context with TLS files"
+                        .to_owned(),
                 })?;
                 check_tls_files(tls, &host)?;
                 install_crypto_provider();
