@@ -33,7 +33,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 install_packages() {
     local wanted=(docker.io docker-registry busybox-static git curl ncat iproute2 time hyperfine apache2-utils pkg-config
-                  libssl-dev ca-certificates python3 lighttpd lighttpd-mod-openssl openssl groff-base man-db tmux zsh fish)
+                  libssl-dev ca-certificates python3 lighttpd lighttpd-mod-openssl openssl groff-base man-db tmux zsh fish
+                  openssh-client binutils)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::util::*;
 
 /// Every page `reactor man --dir` writes: one per visible command.
-const PAGES: [&str; 15] = [
+const PAGES: [&str; 17] = [
     "reactor",
     "reactor-build",
     "reactor-build-json",
@@ -25,6 +25,8 @@ const PAGES: [&str; 15] = [
     "reactor-plugins-new",
     "reactor-completions",
     "reactor-man",
+    "reactor-create-build-image",
+    "reactor-inside-build",
 ];
 
 /// Runs reactor without the engine (which `util::reactor` checks for).

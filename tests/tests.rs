@@ -5,6 +5,7 @@
 mod util;
 
 mod atomic_reactor_examples;
+mod build_image;
 mod build_json;
 mod build_log;
 mod builtins_images;

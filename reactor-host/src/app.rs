@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::build_json;
 use crate::cancel::Cancel;
-use crate::cli::{Build, Cli, Command, NewPlugin, Plugins};
+use crate::cli::{Build, Cli, Command, Method, NewPlugin, Plugins, RunArgs};
 use crate::engine::endpoint;
 use crate::package;
 use crate::plugins::discover::{self, Purpose, Scan, Sources};
@@ -42,15 +42,57 @@ pub mod exit {
 /// Runs `cli` and returns the process's exit code. Errors are printed here, one per line.
 pub fn run(cli: Cli) -> ExitCode {
     let sources = Sources::new(&cli.load_plugin, &cli.plugin_dir, cli.allow_insecure_plugin_dirs);
+    let globals = Globals {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        progress: cli.progress,
+        isolate_plugins: cli.isolate_plugins,
+        allow_insecure_plugin_dirs: cli.allow_insecure_plugin_dirs,
+        load_plugin: cli.load_plugin.clone(),
+        plugin_dir: cli.plugin_dir.clone(),
+        engine: endpoint::Selection { host: cli.host, context: cli.context },
+    };
     match cli.command {
-        Command::Build(build) => {
-            let selection = endpoint::Selection { host: cli.host, context: cli.context };
-            self::build(build, &sources, &selection, cli.isolate_plugins)
-        }
+        Command::Build(build) => self::build(build, &sources, &globals),
+        Command::InsideBuild(inside) => inside_build(inside, &sources, &globals),
         Command::Plugins(command) => plugins(command, &sources),
         Command::PluginWorker { file } => crate::plugins::isolate::serve(&file),
         Command::Completions { shell } => crate::manual::completions(shell),
         Command::Man { dir } => crate::manual::man(dir.as_deref()),
+        Command::CreateBuildImage { tag, plugin } => create_build_image(tag, &plugin, &globals.engine),
+    }
+}
+
+/// `reactor create-build-image`: builds the image and prints its tag, ID and size on stdout.
+fn create_build_image(tag: Option<String>, plugins: &[PathBuf], selection: &endpoint::Selection) -> ExitCode {
+    let tag = tag.unwrap_or_else(crate::build_image::default_tag);
+    if let Err(e) = crate::build_json::check_image_reference(&tag) {
+        log::error!("create-build-image: --tag {e}");
+        return ExitCode::from(exit::INVALID_INPUT);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            log::error!("cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let built = runtime.block_on(async {
+        let endpoint = endpoint::resolve(selection, &endpoint::ProcessEnv).map_err(crate::engine::Error::from)?;
+        let engine = crate::engine::Engine::connect(&endpoint).await?;
+        crate::build_image::create(&engine, &tag, plugins).await
+    });
+    match built {
+        Ok(built) => {
+            #[allow(clippy::cast_precision_loss)]
+            let mib = built.size as f64 / (1024.0 * 1024.0);
+            println!("{} {} {mib:.1} MiB (plugins: {})", built.tag, built.image_id, built.plugins.join(", "));
+            ExitCode::from(exit::SUCCESS)
+        }
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 
@@ -153,15 +195,32 @@ fn plugin_new(new: NewPlugin) -> ExitCode {
     ExitCode::from(exit::SUCCESS)
 }
 
+/// The global flags a build takes, which `--method hostdocker` hands on to the build inside.
+#[derive(Debug)]
+pub struct Globals {
+    pub verbose: bool,
+    pub quiet: bool,
+    pub progress: crate::progress::Mode,
+    pub isolate_plugins: bool,
+    pub allow_insecure_plugin_dirs: bool,
+    pub load_plugin: Vec<PathBuf>,
+    pub plugin_dir: Vec<PathBuf>,
+    /// `--host`, `--context`: the engine, chosen as the docker CLI chooses.
+    pub engine: endpoint::Selection,
+}
+
 /// `reactor build json|git|path`.
-fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isolate_plugins: bool) -> ExitCode {
+fn build(build: Build, sources: &Sources, globals: &Globals) -> ExitCode {
     let started = SystemTime::now();
     let mut build_json_file = None;
+    // The build.json as JSON, for a build handed to a container (`--method hostdocker`).
+    let handoff: Box<dyn FnOnce() -> Result<serde_json::Value, build_json::Error>>;
     let (origin, request, run) = match build {
         Build::Json { file, substitute, strict, run } => {
             let request = build_json::load(&file, &substitute, build_json::LoadOptions { strict });
             let origin = file.display().to_string();
-            build_json_file = Some(file);
+            build_json_file = Some(file.clone());
+            handoff = Box::new(move || build_json::substituted_value(&file, &substitute));
             (origin, request, run)
         }
         Build::Git { uri, commit, source, run } => {
@@ -169,13 +228,109 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
             if let Some(commit) = commit {
                 spec["provider_params"] = json!({"git_commit": commit});
             }
-            ("command line".to_owned(), build_json::from_flags(spec, source), run)
+            let value = build_json::flags_value(spec, source);
+            let request = build_json::from_value(value.clone(), "command line", PathBuf::from("."), &[]);
+            handoff = Box::new(move || Ok(value));
+            ("command line".to_owned(), request, run)
         }
         Build::Path { uri, source, run } => {
-            ("command line".to_owned(), build_json::from_flags(json!({"provider": "path", "uri": uri}), source), run)
+            let value = build_json::flags_value(json!({"provider": "path", "uri": uri}), source);
+            let request = build_json::from_value(value.clone(), "command line", PathBuf::from("."), &[]);
+            handoff = Box::new(move || Ok(value));
+            ("command line".to_owned(), request, run)
         }
     };
+    match run.method {
+        Method::Here => run_request(&origin, request, &run, build_json_file.as_deref(), sources, globals, started),
+        Method::Privileged => {
+            let line = "--method privileged is not available: reactor has no engine image to run docker-in-docker \
+                        with; use --method hostdocker --build-image IMAGE (the build in a container of reactor's \
+                        image, on this engine) or the default, --method here"
+                .to_owned();
+            let registry = Registry::with_builtins();
+            refuse(
+                &origin,
+                &[line],
+                &registry,
+                exit::INVALID_INPUT,
+                run.metadata_file.as_deref(),
+                run.results_dir.as_deref(),
+                started,
+            )
+        }
+        Method::Hostdocker => {
+            let refused = |problems: Vec<String>| {
+                refuse(
+                    &origin,
+                    &problems,
+                    &Registry::with_builtins(),
+                    exit::INVALID_INPUT,
+                    run.metadata_file.as_deref(),
+                    run.results_dir.as_deref(),
+                    started,
+                )
+            };
+            let problems = metadata_file_problems(run.metadata_file.as_deref(), build_json_file.as_deref());
+            let request = match request {
+                Ok(request) if problems.is_empty() => request,
+                Ok(_) => return refused(problems),
+                Err(e) => return refused(std::iter::once(e.to_string()).chain(problems).collect()),
+            };
+            let value = match handoff() {
+                Ok(value) => value,
+                Err(e) => return refused(vec![e.to_string()]),
+            };
+            crate::hostdocker::run(&request, value, &run, globals)
+        }
+    }
+}
 
+/// `reactor inside-build`: the build.json from the input, then exactly `build json`.
+fn inside_build(inside: crate::cli::InsideBuild, sources: &Sources, globals: &Globals) -> ExitCode {
+    use crate::inside::Resolved;
+    let started = SystemTime::now();
+    let mut run = inside.run;
+    if run.method != Method::Here {
+        log::error!("inside-build: --method is for `reactor build`; inside-build runs the build here");
+        return ExitCode::from(exit::INVALID_INPUT);
+    }
+    let input = match crate::inside::resolve(inside.input, &inside.input_arg) {
+        Ok(input) => input,
+        Err(line) => {
+            log::error!("{line}");
+            return ExitCode::from(exit::INVALID_INPUT);
+        }
+    };
+    if run.metadata_file.is_none() {
+        run.metadata_file = crate::inside::default_metadata_file();
+    }
+    let options = build_json::LoadOptions { strict: inside.strict };
+    match input {
+        Resolved::File(file) => {
+            let request = build_json::load(&file, &inside.substitute, options);
+            run_request(&file.display().to_string(), request, &run, Some(&file), sources, globals, started)
+        }
+        Resolved::Text { variable, text } => {
+            let origin = format!("${variable}");
+            let base_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let request = build_json::from_text(&text, &origin, base_dir, &inside.substitute, options);
+            run_request(&origin, request, &run, None, sources, globals, started)
+        }
+    }
+}
+
+/// Runs a build request here: loads the plugins, checks the plan, runs the workflow, writes the
+/// result document and the results directory.
+fn run_request(
+    origin: &str,
+    request: Result<build_json::BuildRequest, build_json::Error>,
+    run: &RunArgs,
+    build_json_file: Option<&std::path::Path>,
+    sources: &Sources,
+    globals: &Globals,
+    started: SystemTime,
+) -> ExitCode {
+    let isolate_plugins = globals.isolate_plugins;
     // The request and the plugin files are both read before either is reported, so one run
     // shows every problem.
     // --load-plugin files first: they win their keys over the plugin directories'.
@@ -193,7 +348,7 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
         errors.extend(dir_errors.into_iter().map(LoadError::Discovery));
         loaded = Err(errors);
     }
-    let metadata_problems = metadata_file_problems(run.metadata_file.as_deref(), build_json_file.as_deref());
+    let metadata_problems = metadata_file_problems(run.metadata_file.as_deref(), build_json_file);
     let request = match (request, loaded) {
         (Ok(request), Ok(())) if metadata_problems.is_empty() => request,
         (request, loaded) => {
@@ -208,7 +363,7 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
                     exit::PLUGIN_LOAD
                 }
             };
-            return refuse(&origin, &problems, &registry, code, metadata_file, started);
+            return refuse(origin, &problems, &registry, code, metadata_file, run.results_dir.as_deref(), started);
         }
     };
     let plan = match Plan::resolve(&request, &registry) {
@@ -220,18 +375,27 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
                 .iter()
                 .any(|e| e.required && registry.get(&e.name).is_none() && registry.why_unavailable(&e.name).is_some());
             let code = if unloaded { exit::PLUGIN_LOAD } else { exit::INVALID_INPUT };
-            return refuse(&origin, &problems, &registry, code, run.metadata_file.as_deref(), started);
+            return refuse(
+                origin,
+                &problems,
+                &registry,
+                code,
+                run.metadata_file.as_deref(),
+                run.results_dir.as_deref(),
+                started,
+            );
         }
     };
 
     // From here on every log line and recorded text masks the secret args' values.
     crate::secrets::mask(plan.secret_strings());
     // An engine that cannot be chosen (an unknown context, a bad URL) is an engine error.
-    let endpoint = match endpoint::resolve(selection, &endpoint::ProcessEnv) {
+    let endpoint = match endpoint::resolve(&globals.engine, &endpoint::ProcessEnv) {
         Ok(endpoint) => endpoint,
         Err(e) => {
             let problems = [format!("engine: {e}")];
-            return refuse(&origin, &problems, &registry, exit::FAILED, run.metadata_file.as_deref(), started);
+            let (metadata_file, results_dir) = (run.metadata_file.as_deref(), run.results_dir.as_deref());
+            return refuse(origin, &problems, &registry, exit::FAILED, metadata_file, results_dir, started);
         }
     };
     if run.dry_run {
@@ -309,6 +473,20 @@ fn build(build: Build, sources: &Sources, selection: &endpoint::Selection, isola
         } else {
             log::debug!("wrote the result document to {}", path.display());
             written = Some(path.display().to_string());
+        }
+    }
+    if let Some(dir) = &run.results_dir {
+        if let Err(e) = crate::results_dir::write(dir, &request.image, &finished.session.state().digests) {
+            // As for the result document: a missing result must not pass for success.
+            if code == exit::SUCCESS {
+                code = exit::RESULT_NOT_WRITTEN;
+                log::error!(
+                    "the build succeeded, but --results-dir {} cannot be written: {e} (exit {code})",
+                    dir.display()
+                );
+            } else {
+                log::error!("cannot write --results-dir {}: {e}", dir.display());
+            }
         }
     }
     summary(&request.image, &finished, written, started).report();
@@ -394,6 +572,7 @@ fn refuse(
     registry: &Registry,
     code: u8,
     metadata_file: Option<&std::path::Path>,
+    results_dir: Option<&std::path::Path>,
     started: SystemTime,
 ) -> ExitCode {
     for problem in problems {
@@ -403,6 +582,12 @@ fn refuse(
         let doc = ResultDocument::refused(origin, problems, registry, code, started);
         if let Err(e) = doc.write(path) {
             log::error!("{}", WriteError::AfterFailure { path: path.display().to_string(), source: e });
+        }
+    }
+    if let Some(dir) = results_dir {
+        // Empty: nothing was pushed (see results_dir for why the files are written at all).
+        if let Err(e) = crate::results_dir::write(dir, "", &std::collections::BTreeMap::new()) {
+            log::error!("cannot write --results-dir {}: {e}", dir.display());
         }
     }
     ExitCode::from(code)

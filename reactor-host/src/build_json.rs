@@ -21,6 +21,12 @@ mod suggest;
 
 pub use suggest::did_you_mean;
 
+/// Whether `image` can name an image reactor builds (the grammar `image` is checked with):
+/// `Err` says why not and what to do.
+pub fn check_image_reference(image: &str) -> Result<(), String> {
+    names::image_problem(image).map_or(Ok(()), Err)
+}
+
 /// How strictly a build.json is read.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LoadOptions {
@@ -191,6 +197,23 @@ fn read_capped(path: &Path) -> Result<String, String> {
 pub fn load(path: &Path, substitutions: &[String], options: LoadOptions) -> Result<BuildRequest, Error> {
     let file = path.display().to_string();
     let text = read_capped(path).map_err(|reason| Error::Read { file: file.clone(), reason })?;
+    let base_dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    from_text(&text, &file, base_dir, substitutions, options)
+}
+
+/// Reads a build.json that came as text (`inside-build --input env`); `origin` names it in
+/// messages and relative local paths are taken against `base_dir`.
+pub fn from_text(
+    text: &str,
+    origin: &str,
+    base_dir: PathBuf,
+    substitutions: &[String],
+    options: LoadOptions,
+) -> Result<BuildRequest, Error> {
+    let file = origin.to_owned();
     // What is wrong with the text but does not stop it being read: warnings, or under --strict
     // problems reported with the others.
     let mut notes = Vec::new();
@@ -201,15 +224,11 @@ pub fn load(path: &Path, substitutions: &[String], options: LoadOptions) -> Resu
             notes.push("the file starts with a UTF-8 byte-order mark (BOM), which is not JSON: save the file as UTF-8 without BOM".to_owned());
             rest
         }
-        None => text.as_str(),
+        None => text,
     };
     let value: Value =
         serde_json::from_str(text).map_err(|e| Error::Syntax { file: file.clone(), reason: e.to_string() })?;
     notes.extend(duplicates::find(text).iter().map(ToString::to_string));
-    let base_dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     if !options.strict {
         for note in &notes {
             log::warn!("{file}: {note}");
@@ -226,6 +245,19 @@ pub fn load(path: &Path, substitutions: &[String], options: LoadOptions) -> Resu
         }
         Err(other) => Err(other),
     }
+}
+
+/// The build.json at `path` as JSON, with `substitutions` applied, unchecked (check it with
+/// [`load`] first): what `--method hostdocker` hands to the build inside the container.
+pub fn substituted_value(path: &Path, substitutions: &[String]) -> Result<Value, Error> {
+    let file = path.display().to_string();
+    let text = read_capped(path).map_err(|reason| Error::Read { file: file.clone(), reason })?;
+    let text = text.strip_prefix(UTF8_BOM).unwrap_or(&text);
+    let mut value: Value = serde_json::from_str(text).map_err(|e| Error::Syntax { file, reason: e.to_string() })?;
+    for substitution in substitutions {
+        substitute(&mut value, substitution)?;
+    }
+    Ok(value)
 }
 
 /// Validates a build request given as JSON; `origin` names it in messages.
@@ -360,9 +392,8 @@ fn pointer_step(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// The build request that `build git`/`build path` flags stand for: the build.json they describe,
-/// checked like any other.
-pub fn from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequest, Error> {
+/// The build.json that `build git`/`build path` flags describe, unchecked.
+pub fn flags_value(mut source_spec: Value, flags: SourceArgs) -> Value {
     if let Some(df_path) = flags.df_path {
         source_spec["dockerfile_path"] = serde_json::json!(df_path);
     }
@@ -378,7 +409,7 @@ pub fn from_flags(mut source_spec: Value, flags: SourceArgs) -> Result<BuildRequ
     if flags.dont_pull_base_image {
         value["dont_pull_base_image"] = serde_json::json!(true);
     }
-    from_value(value, "command line", PathBuf::from("."), &[])
+    value
 }
 
 /// Applies one `--substitute KEY=VALUE`, as atomic-reactor's `process_substitutions` did:

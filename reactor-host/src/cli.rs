@@ -113,6 +113,29 @@ Example: read the manual; write the pages a package installs in /usr/share/man/m
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Build reactor's own image on the engine: this reactor binary, the plugins shipped with it,
+    /// the libraries they need, CA certificates and an ssh client, FROM scratch (no registry).
+    #[command(after_help = "\
+Example: build the image as reactor:ci on the engine DOCKER_HOST names, then run it:
+  reactor create-build-image --tag reactor:ci
+  docker run --rm reactor:ci --version")]
+    CreateBuildImage {
+        /// The image's name[:tag] (default: reactor:<version>).
+        #[arg(long, value_name = "NAME")]
+        tag: Option<String>,
+
+        /// A plugin file (lib<name>.so) to put in the image's plugin directory
+        /// (/usr/lib/reactor/plugins), instead of the plugins shipped beside reactor; repeatable.
+        #[arg(long = "plugin", value_name = "FILE")]
+        plugin: Vec<PathBuf>,
+    },
+    /// Run the build a container was started for: read the build.json from /run/share/build.json
+    /// or BUILD_JSON and build it as `build json` does; the result document goes to
+    /// /run/share/results.json when /run/share is a writable directory.
+    #[command(after_help = "\
+Example: what a container of the reactor image runs, with the build.json in an environment variable:
+  reactor inside-build --input env --results-dir /tekton/results")]
+    InsideBuild(InsideBuild),
     /// Serves one plugin module to a parent reactor (--isolate-plugins); not for people.
     #[command(name = "__plugin-worker", hide = true)]
     PluginWorker {
@@ -382,16 +405,67 @@ pub struct RunArgs {
           value_parser = parse_seconds)]
     pub exit_timeout: std::time::Duration,
 
-    /// Accepted for atomic-reactor compatibility: reactor always builds here, on the engine
-    /// DOCKER_HOST names.
+    /// Write one file per result into this directory, as Tekton reads them: IMAGE_URL (the
+    /// primary pushed name:tag), IMAGE_DIGEST (its sha256:… digest) and IMAGES (every pushed
+    /// name@sha256:…, comma-separated). Written whatever the outcome; empty when nothing was pushed.
+    #[arg(long = "results-dir", value_name = "DIR")]
+    pub results_dir: Option<PathBuf>,
+
+    /// Where the build runs: `here` (in this process, on the selected engine), `hostdocker` (in a
+    /// container of --build-image on that engine, as atomic-reactor 1.6 did), or `privileged`
+    /// (not available: refused).
     #[arg(long, value_enum, default_value_t = Method::Here)]
     pub method: Method,
+
+    /// With --method hostdocker: the image to run the build in (default reactor:<version>, made
+    /// by `reactor create-build-image`).
+    #[arg(long = "build-image", value_name = "IMAGE")]
+    pub build_image: Option<String>,
 }
 
-/// atomic-reactor's build methods; only `here` exists in reactor.
+/// atomic-reactor's build methods.
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
 pub enum Method {
+    /// In this process.
     Here,
+    /// In a container of the build image, with the engine's socket mounted.
+    Hostdocker,
+    /// In a privileged container running its own engine: not available (refused).
+    Privileged,
+}
+
+/// Where `inside-build` reads the build.json.
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+pub enum Input {
+    /// The one of `path` and `env` that applies; refused when neither or both do.
+    Auto,
+    /// A file: /run/share/build.json, or `--input-arg path=FILE`.
+    Path,
+    /// An environment variable: BUILD_JSON, or the one `--input-arg env_name=VAR` names.
+    Env,
+}
+
+/// `reactor inside-build`.
+#[derive(Debug, Args)]
+pub struct InsideBuild {
+    /// Where the build.json comes from.
+    #[arg(long, value_enum, default_value_t = Input::Auto)]
+    pub input: Input,
+
+    /// An argument of the input: `path=FILE` (path) or `env_name=VAR` (env). Repeatable.
+    #[arg(long = "input-arg", value_name = "KEY=VALUE")]
+    pub input_arg: Vec<String>,
+
+    /// Change the build.json before it is used, as for `build json`. Repeatable.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub substitute: Vec<String>,
+
+    /// Refuse the build.json (exit 2) for what is otherwise only a warning, as for `build json`.
+    #[arg(long)]
+    pub strict: bool,
+
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// A phase by its name in a build.json (`prebuild`, `buildstep`, `prepublish`, `postbuild`, `exit`).

@@ -4,6 +4,7 @@
 //! [`fuzzing`] feeds fuzz inputs to the readers of untrusted text, for `fuzz/` and the tests.
 
 pub mod app;
+mod build_image;
 mod build_json;
 mod build_log;
 mod cancel;
@@ -12,6 +13,8 @@ mod credentials;
 mod dockerfile;
 mod engine;
 pub mod fuzzing;
+mod hostdocker;
+mod inside;
 pub mod live;
 pub mod logging;
 mod manual;
@@ -19,6 +22,7 @@ mod package;
 mod plugins;
 pub mod progress;
 mod results;
+mod results_dir;
 mod scaffold;
 mod secrets;
 mod source;

@@ -5,6 +5,7 @@
 //! build.
 
 mod build;
+pub mod build_container;
 mod container;
 mod context;
 pub mod endpoint;
