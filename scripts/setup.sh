@@ -14,6 +14,7 @@
 #     pulled from a public registry here;
 #   - the extra engines of scripts/engine/ (scripts/engines.sh up): a dockerd with mutual TLS on
 #     tcp://127.0.0.1:2376 and one on plain TCP on tcp://127.0.0.1:2375, each with busybox:latest.
+#   - kubernetes-validate and @ibm/tekton-lint, which check deploy/ (scripts/deploy-tools.sh).
 # Safe to run twice: each step checks first and does nothing when its part is already there.
 set -euo pipefail
 
@@ -146,6 +147,8 @@ start_registry
 start_auth_registry
 make_base_image
 bash "$(dirname "$0")/engines.sh" up
+# The offline checkers of deploy/'s manifests (kubernetes-validate, @ibm/tekton-lint).
+REACTOR_STATE_DIR=$state bash "$(dirname "$0")/deploy-tools.sh"
 say "ready: $(docker version -f 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'), registry $registry_addr," \
     "registry $auth_registry_addr (user $auth_user, password $auth_password), base image busybox:latest," \
     "engines tcp://127.0.0.1:2376 (mutual TLS) and tcp://127.0.0.1:2375 (plain)"

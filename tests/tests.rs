@@ -16,6 +16,7 @@ mod cancel;
 mod catalogue;
 mod compat;
 mod context;
+mod deploy;
 mod engine;
 mod engines_remote;
 mod errors;
