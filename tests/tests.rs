@@ -17,6 +17,7 @@ mod catalogue;
 mod compat;
 mod context;
 mod deploy;
+mod deploy_contract;
 mod engine;
 mod engines_remote;
 mod errors;
