@@ -598,6 +598,34 @@ impl Drop for Background {
     }
 }
 
+/// Kubernetes' grace period for a pod that sets none, as Tekton's pods do.
+const KUBERNETES_DEFAULT_GRACE: u64 = 30;
+
+/// Once the build of the running container `name` is at its RUN step (which echoes "the build
+/// is running"), stops it as the kubelet stops a pod: SIGTERM, then SIGKILL after `grace`
+/// seconds. Returns the exit code and the container's log.
+fn stop_as_the_kubelet_does(name: &str, grace: u64) -> (String, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let logs = docker(&["logs", name]);
+        let text = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
+        if text.contains("the build is running") {
+            break;
+        }
+        let state = docker(&["inspect", "-f", "{{.State.Running}}", name]);
+        assert!(
+            String::from_utf8_lossy(&state.stdout).trim() == "true" && std::time::Instant::now() < deadline,
+            "the build never got to its RUN step:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let stop = docker(&["stop", "--time", &grace.to_string(), name]);
+    assert!(stop.status.success(), "docker stop: {}", String::from_utf8_lossy(&stop.stderr));
+    let exit = docker(&["inspect", "-f", "{{.State.ExitCode}}", name]);
+    let logs = docker(&["logs", name]);
+    (String::from_utf8_lossy(&exit.stdout).trim().to_owned(), String::from_utf8_lossy(&logs.stderr).into_owned())
+}
+
 #[test]
 fn the_jobs_container_stopped_as_the_kubelet_stops_a_pod_cancels_and_runs_the_exit_plugins() {
     let dir = workdir();
@@ -630,33 +658,9 @@ fn the_jobs_container_stopped_as_the_kubelet_stops_a_pod_cancels_and_runs_the_ex
     assert!(out.status.success(), "starting the Job's container: {}", show(&out));
     let _running = Background(container_name.clone());
 
-    // Once the build's RUN step is under way, stop the container as the kubelet stops a pod:
-    // SIGTERM, then SIGKILL after terminationGracePeriodSeconds.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let logs = docker(&["logs", &container_name]);
-        let text = format!("{}{}", String::from_utf8_lossy(&logs.stdout), String::from_utf8_lossy(&logs.stderr));
-        if text.contains("the build is running") {
-            break;
-        }
-        let state = docker(&["inspect", "-f", "{{.State.Running}}", &container_name]);
-        assert!(
-            String::from_utf8_lossy(&state.stdout).trim() == "true" && std::time::Instant::now() < deadline,
-            "the build never got to its RUN step:\n{text}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    let grace = spec["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds").to_string();
-    let stop = docker(&["stop", "--time", &grace, &container_name]);
-    assert!(stop.status.success(), "docker stop: {}", String::from_utf8_lossy(&stop.stderr));
-    let exit = docker(&["inspect", "-f", "{{.State.ExitCode}}", &container_name]);
-    let logs = docker(&["logs", &container_name]);
-    let text = String::from_utf8_lossy(&logs.stderr).into_owned();
-    assert_eq!(
-        String::from_utf8_lossy(&exit.stdout).trim(),
-        "143",
-        "reactor did not end as cancelled by SIGTERM:\n{text}"
-    );
+    let grace = spec["terminationGracePeriodSeconds"].as_u64().expect("terminationGracePeriodSeconds");
+    let exit = stop_as_the_kubelet_does(&container_name, grace);
+    assert_eq!(exit.0, "143", "reactor did not end as cancelled by SIGTERM:\n{}", exit.1);
 
     let share = &pod.volumes["share"];
     let results: Value =
@@ -707,11 +711,26 @@ fn tekton_substitute(
     out
 }
 
-#[test]
-fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_reads() {
-    let dir = workdir();
-    let mut images = Images(vec![]);
-    let reactor_image = reactor_image(dir.path(), &mut images);
+/// The Task's step, laid out as Tekton would run it for `build_json` (given the path where
+/// the `source` workspace is mounted), with `dockerfile` in the source workspace; `run_flags`
+/// go to `docker run`.
+struct TaskStep {
+    /// `docker run` for the step, with the caller's flags.
+    command: Command,
+    /// The host directories of /tekton/results and of the `share` volume.
+    results: PathBuf,
+    share: PathBuf,
+    /// Where the `plugins` workspace is mounted.
+    plugins: String,
+}
+
+fn task_step(
+    dir: &Path,
+    reactor_image: &str,
+    dockerfile: &str,
+    run_flags: &[String],
+    build_json: impl Fn(&str) -> Value,
+) -> TaskStep {
     let task = object("tekton", "Task");
     let spec = &task["spec"];
     let steps = spec["steps"].as_array().expect("steps");
@@ -736,8 +755,8 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
         params.get(name).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("a numeric {name} default"))
     };
     assert!(
-        seconds("cancel-grace") + seconds("exit-timeout") < 30,
-        "Tekton's pods have Kubernetes' default 30 s grace period: cancel-grace + exit-timeout must fit in it"
+        seconds("cancel-grace") + seconds("exit-timeout") < KUBERNETES_DEFAULT_GRACE,
+        "Tekton's pods have Kubernetes' default grace period: cancel-grace + exit-timeout must fit in it"
     );
 
     // Workspaces: where Tekton mounts each, and which the test binds.
@@ -749,7 +768,7 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
         read_only.insert(name.clone(), workspace["readOnly"] == json!(true));
         workspaces.insert(name, (path, false));
     }
-    let bound = dir.path().join("workspaces");
+    let bound = dir.join("workspaces");
     let bind = |name: &str, files: &[(&str, &[u8])]| {
         let ws = bound.join(name);
         std::fs::create_dir_all(&ws).expect("mkdir");
@@ -759,13 +778,11 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
             chmod(&ws.join(file), 0o644);
         }
     };
-    let config = json!({"auths": {AUTH_REGISTRY: {"auth": base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASSWORD}"))}}});
+    let login = base64::engine::general_purpose::STANDARD.encode(format!("{AUTH_USER}:{AUTH_PASSWORD}"));
+    let config = json!({"auths": {AUTH_REGISTRY: {"auth": login}}});
     bind("dockerconfig", &[("config.json", config.to_string().as_bytes())]);
     bind("plugins", &[(&format!("lib{VENDOR_PLUGIN}.so"), &std::fs::read(plugin("test_named")).expect("plugin"))]);
-    bind(
-        "source",
-        &[("Dockerfile", b"FROM busybox:latest\nCOPY content.txt /\n"), ("content.txt", b"from the Task\n")],
-    );
+    bind("source", &[("Dockerfile", dockerfile.as_bytes()), ("content.txt", b"from the Task\n")]);
     // engine-tls is bound only for the TLS engine (see TLS_ENGINE).
     let tls_files = engine_tls_files();
     if TLS_ENGINE {
@@ -777,22 +794,11 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
         workspaces.get_mut(name).unwrap_or_else(|| panic!("the Task has no workspace {name}")).1 = true;
     }
 
-    let name = unique("deploy-task");
-    let pushed = format!("{REGISTRY}/{name}:1");
-    let _built = EngineImages(vec![format!("{name}:1"), pushed.clone()]);
-    let build_json = json!({
-        "image": format!("{name}:1"),
-        "source": {"provider": "path", "uri": workspaces["source"].0},
-        "postbuild_plugins": [
-            {"name": "tag_and_push", "args": {"registries": {REGISTRY: {"insecure": false}}}},
-            {"name": VENDOR_PLUGIN},
-        ],
-    });
     for (param, value) in [
-        ("build-json", build_json.to_string()),
+        ("build-json", build_json(&workspaces["source"].0).to_string()),
         ("engine", engine_host()),
         ("engine-tls-verify", if TLS_ENGINE { "1" } else { "" }.to_owned()),
-        ("reactor-image", reactor_image.clone()),
+        ("reactor-image", reactor_image.to_owned()),
     ] {
         assert!(
             spec["params"].as_array().expect("params").iter().any(|p| p["name"] == param),
@@ -830,11 +836,11 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
     let mut container = step.clone();
     container["command"] = json!(strings(&step["command"]).iter().map(|c| substitute(c)).collect::<Vec<_>>());
     let pod_spec = json!({"volumes": spec["volumes"]});
-    let pod = Pod::new(&pod_spec, dir.path(), &Objects(BTreeMap::new()));
+    let pod = Pod::new(&pod_spec, dir, &Objects(BTreeMap::new()));
     let env = container_env(&container, &Objects(BTreeMap::new()), &substitute);
 
     // Tekton's own mounts: /workspace (the working directory), the bound workspaces, the results.
-    let tekton = dir.path().join("tekton");
+    let tekton = dir.join("tekton");
     let (workspace_root, results_host) = (tekton.join("workspace"), tekton.join("results"));
     for d in [&workspace_root, &results_host] {
         std::fs::create_dir_all(d).expect("mkdir");
@@ -853,20 +859,89 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
         }
     }
     extra.extend(["--workdir".into(), step["workingDir"].as_str().unwrap_or("/workspace").to_owned()]);
-    let out = docker_run(&pod, &container, &image, &env, &args, &extra);
+    extra.extend_from_slice(run_flags);
+    TaskStep {
+        command: docker_run_command(&pod, &container, &image, &env, &args, &extra),
+        results: results_host,
+        share: pod.volumes["share"].clone(),
+        plugins: workspaces["plugins"].0.clone(),
+    }
+}
+
+/// The result document reactor wrote into the `share` volume (/run/share/results.json).
+fn shared_results(share: &Path) -> Value {
+    let bytes = std::fs::read(share.join("results.json")).expect("results.json in /run/share");
+    serde_json::from_slice(&bytes).expect("results.json")
+}
+
+#[test]
+fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_reads() {
+    let dir = workdir();
+    let mut images = Images(vec![]);
+    let reactor_image = reactor_image(dir.path(), &mut images);
+    let name = unique("deploy-task");
+    let pushed = format!("{REGISTRY}/{name}:1");
+    let _built = EngineImages(vec![format!("{name}:1"), pushed.clone()]);
+    let dockerfile = "FROM busybox:latest\nCOPY content.txt /\n";
+    let mut step = task_step(dir.path(), &reactor_image, dockerfile, &["--rm".into()], |source| {
+        json!({
+            "image": format!("{name}:1"),
+            "source": {"provider": "path", "uri": source},
+            "postbuild_plugins": [
+                {"name": "tag_and_push", "args": {"registries": {REGISTRY: {"insecure": false}}}},
+                {"name": VENDOR_PLUGIN},
+            ],
+        })
+    });
+    let out = step.command.output().expect("run docker");
     assert!(out.status.success(), "the Task's step failed: {}", show(&out));
 
     let digest = registry_digest(REGISTRY, &name, "1", None);
     let read = |result: &str| {
-        std::fs::read_to_string(results_host.join(result)).unwrap_or_else(|_| panic!("no result {result}"))
+        std::fs::read_to_string(step.results.join(result)).unwrap_or_else(|_| panic!("no result {result}"))
     };
     assert_eq!(read("IMAGE_URL"), pushed);
     assert_eq!(read("IMAGE_DIGEST"), digest);
     assert_eq!(read("IMAGES"), format!("{REGISTRY}/{name}@{digest}"));
-    let results: Value = serde_json::from_slice(
-        &std::fs::read(pod.volumes["share"].join("results.json")).expect("results.json in /run/share"),
-    )
-    .expect("results.json");
+    let results = shared_results(&step.share);
     assert_eq!(results["status"], "succeeded", "{results:#}");
-    vendor_plugin_ran(&results, &workspaces["plugins"].0);
+    vendor_plugin_ran(&results, &step.plugins);
+}
+
+#[test]
+fn the_tasks_step_sent_sigterm_as_a_cancelled_taskrun_runs_the_exit_plugins_within_the_default_grace() {
+    let dir = workdir();
+    let mut images = Images(vec![]);
+    let reactor_image = reactor_image(dir.path(), &mut images);
+    let listener = Listener::start("ok");
+    let name = unique("deploy-task-cancel");
+    let _built = EngineImages(vec![format!("{name}:1")]);
+    let container_name = unique("deploy-task-cancel-pod");
+    let _running = Background(container_name.clone());
+    let dockerfile = "FROM busybox:latest\nRUN echo the build is running && sleep 300\n";
+    let flags = ["--detach".to_owned(), "--name".to_owned(), container_name.clone()];
+    let mut step = task_step(dir.path(), &reactor_image, dockerfile, &flags, |source| {
+        json!({
+            "image": format!("{name}:1"),
+            "source": {"provider": "path", "uri": source},
+            "exit_plugins": [{"name": "notify_webhook", "args": {"url": listener.url}}],
+        })
+    });
+    let out = step.command.output().expect("run docker");
+    assert!(out.status.success(), "starting the Task's step: {}", show(&out));
+    // Cancelling the TaskRun deletes the pod; Tekton's entrypoint passes the SIGTERM on.
+    let (code, log) = stop_as_the_kubelet_does(&container_name, KUBERNETES_DEFAULT_GRACE);
+    assert_eq!(code, "143", "reactor did not end as cancelled by SIGTERM:\n{log}");
+
+    let results = shared_results(&step.share);
+    assert_eq!(results["status"], "cancelled", "{results:#}");
+    let exit_runs: Vec<&Value> =
+        results["plugins"].as_array().expect("plugins").iter().filter(|run| run["phase"] == "exit").collect();
+    assert_eq!(exit_runs.len(), 1, "{results:#}");
+    assert_eq!(exit_runs[0]["status"], "succeeded", "{results:#}");
+    assert_eq!(listener.wait_for(1).len(), 1, "the exit plugin's notification never came");
+    // Tekton fails a step whose declared results are missing: they are there, empty.
+    for result in ["IMAGE_URL", "IMAGE_DIGEST", "IMAGES"] {
+        assert_eq!(std::fs::read_to_string(step.results.join(result)).ok().as_deref(), Some(""), "{result}");
+    }
 }
