@@ -191,3 +191,81 @@ fn tekton_lint_refuses_a_task_using_an_undefined_param_or_leaving_one_unused() {
         assert!(text.contains(rule), "{text}");
     }
 }
+
+/// The `name`s of a list field of `value`.
+fn names(value: &Value) -> Vec<String> {
+    value.as_array().into_iter().flatten().filter_map(|item| item["name"].as_str().map(str::to_owned)).collect()
+}
+
+#[test]
+fn the_pipeline_and_the_pipelinerun_agree_with_the_task_and_the_example_secrets() {
+    // What tekton-lint does not check across objects: the Pipeline gives the Task every param it
+    // needs and binds only workspaces it declares, its results are the Task's, and the
+    // PipelineRun gives the Pipeline's params and binds Secrets that deploy/kubernetes has, with
+    // keys they hold.
+    let task = object("tekton", "Task");
+    let pipeline = object("tekton", "Pipeline");
+    let run = object("tekton", "PipelineRun");
+    let task_params = names(&task["spec"]["params"]);
+    let required: Vec<String> = task["spec"]["params"]
+        .as_array()
+        .expect("params")
+        .iter()
+        .filter(|p| p.get("default").is_none())
+        .map(|p| p["name"].as_str().expect("name").to_owned())
+        .collect();
+    let uses: Vec<&Value> = pipeline["spec"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .filter(|t| t["taskRef"]["name"] == task["metadata"]["name"])
+        .collect();
+    assert_eq!(uses.len(), 1, "the Pipeline should run {} once", task["metadata"]["name"]);
+    let given = names(&uses[0]["params"]);
+    for param in &required {
+        assert!(given.contains(param), "the Pipeline does not give the Task's param {param}");
+    }
+    for param in &given {
+        assert!(task_params.contains(param), "the Pipeline gives {param}, which the Task does not take");
+    }
+    let task_workspaces = names(&task["spec"]["workspaces"]);
+    for workspace in names(&uses[0]["workspaces"]) {
+        assert!(
+            task_workspaces.contains(&workspace),
+            "the Pipeline binds {workspace}, which the Task does not declare"
+        );
+    }
+    let task_name = uses[0]["name"].as_str().expect("name");
+    for result in names(&task["spec"]["results"]) {
+        let expected = format!("$(tasks.{task_name}.results.{result})");
+        let found = pipeline["spec"]["results"].as_array().into_iter().flatten().find(|r| r["name"] == result.as_str());
+        assert_eq!(found.map(|r| r["value"].clone()), Some(json!(expected)), "the Pipeline's result {result}");
+    }
+
+    let secrets: Vec<Value> =
+        manifests("kubernetes").iter().flat_map(|f| yaml_documents(f)).filter(|doc| doc["kind"] == "Secret").collect();
+    let run_params = names(&run["spec"]["params"]);
+    for param in pipeline["spec"]["params"].as_array().expect("params") {
+        let name = param["name"].as_str().expect("name").to_owned();
+        assert!(param.get("default").is_some() || run_params.contains(&name), "the PipelineRun does not give {name}");
+    }
+    let pipeline_workspaces = names(&pipeline["spec"]["workspaces"]);
+    for binding in run["spec"]["workspaces"].as_array().expect("workspaces") {
+        let name = binding["name"].as_str().expect("name");
+        assert!(
+            pipeline_workspaces.contains(&name.to_owned()),
+            "the PipelineRun binds {name}, which the Pipeline lacks"
+        );
+        let Some(secret_name) = binding["secret"]["secretName"].as_str() else { continue };
+        let secret = secrets.iter().find(|s| s["metadata"]["name"] == secret_name).unwrap_or_else(|| {
+            panic!("the PipelineRun binds Secret {secret_name}, which deploy/kubernetes has no example of")
+        });
+        for item in binding["secret"]["items"].as_array().into_iter().flatten() {
+            let key = item["key"].as_str().expect("key");
+            assert!(
+                secret["data"].get(key).is_some() || secret["stringData"].get(key).is_some(),
+                "Secret {secret_name} has no key {key}"
+            );
+        }
+    }
+}
