@@ -18,11 +18,9 @@
 //!   their `mountPath`, results in `/tekton/results`, `workingDir` `/workspace`.
 //!
 //! The container uses the host's network (a pod would not) to reach the git daemon, the
-//! registries and the engine on loopback. The engine: see [`TLS_ENGINE`]. Until reactor speaks
-//! mutual TLS (issue 13 §1, branch i13-engines), it is the local engine's socket, mounted into
-//! the container by the test (the one mount not taken from the manifests) with the socket's
-//! group added, and the engine Secret leaves out the TLS keys, as its example says to for an
-//! engine without TLS.
+//! registries and the engine on loopback. The pod's containers run on the local engine, as a
+//! kubelet's would; the build they run goes to the mutual-TLS engine of scripts/engines.sh,
+//! named by the engine Secret as a remote engine would be (see [`TLS_ENGINE`]).
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -37,11 +35,10 @@ use crate::git_transports::git_daemon;
 use crate::util::*;
 
 /// Whether the manifests' containers build on the mutual-TLS engine of scripts/engines.sh
-/// (`tcp://127.0.0.1:2376`, client files in [`TLS_CLIENT_DIR`]), or on the local engine's
-/// socket. The socket for now: reactor on this branch ignores DOCKER_TLS_VERIFY. Once the
-/// engine choice of issue 13 §1 is in, set this to true (tried on a merge with that work: the
-/// three tests pass against the TLS engine, leaving nothing on it).
-const TLS_ENGINE: bool = false;
+/// (`tcp://127.0.0.1:2376`, client files in [`TLS_CLIENT_DIR`]), as the issue asks, or on the
+/// local engine's socket mounted in by the test (the one mount not taken from the manifests),
+/// with an engine Secret that leaves out the TLS keys, as its example allows.
+const TLS_ENGINE: bool = true;
 const TLS_ENGINE_HOST: &str = "tcp://127.0.0.1:2376";
 const TLS_CLIENT_DIR: &str = "/var/lib/reactor-test-engines/client";
 const LOCAL_SOCKET: &str = "/var/run/docker.sock";
