@@ -13,7 +13,8 @@
 #     127.0.0.1:5000/busybox:latest and 127.0.0.1:5001/busybox:latest, because nothing can be
 #     pulled from a public registry here;
 #   - the extra engines of scripts/engine/ (scripts/engines.sh up): a dockerd with mutual TLS on
-#     tcp://127.0.0.1:2376 and one on plain TCP on tcp://127.0.0.1:2375, each with busybox:latest.
+#     tcp://127.0.0.1:2376 and one on plain TCP on tcp://127.0.0.1:2375, each with busybox:latest;
+#     sshd on 127.0.0.1:2222 (ssh:// engines) and podman's service on a unix socket.
 #   - kubernetes-validate and @ibm/tekton-lint, which check deploy/ (scripts/deploy-tools.sh).
 # Safe to run twice: each step checks first and does nothing when its part is already there.
 set -euo pipefail
@@ -35,7 +36,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 install_packages() {
     local wanted=(docker.io docker-registry busybox-static git curl ncat iproute2 time hyperfine apache2-utils pkg-config
                   libssl-dev ca-certificates python3 lighttpd lighttpd-mod-openssl openssl groff-base man-db tmux zsh fish
-                  openssh-client binutils)
+                  openssh-server openssh-client binutils
+                  podman netavark aardvark-dns catatonit fuse-overlayfs slirp4netns uidmap)
     local missing=()
     for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -151,4 +153,4 @@ bash "$(dirname "$0")/engines.sh" up
 REACTOR_STATE_DIR=$state bash "$(dirname "$0")/deploy-tools.sh"
 say "ready: $(docker version -f 'engine {{.Server.Version}} (API {{.Server.APIVersion}})'), registry $registry_addr," \
     "registry $auth_registry_addr (user $auth_user, password $auth_password), base image busybox:latest," \
-    "engines tcp://127.0.0.1:2376 (mutual TLS) and tcp://127.0.0.1:2375 (plain)"
+    "engines tcp://127.0.0.1:2376 (mutual TLS), tcp://127.0.0.1:2375 (plain), ssh://root@127.0.0.1:2222, podman"
