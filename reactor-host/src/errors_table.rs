@@ -185,6 +185,8 @@ fn engine_row(e: &engine::Error) -> Row {
         }
         // Its own table below.
         E::Endpoint(e) => (14, endpoint_row(e).1),
+        // Its own table below.
+        E::Ssh(e) => (15, ssh_row(e).1),
         E::Other(_) => (
             10,
             words(
@@ -259,8 +261,100 @@ fn engine_table() {
                 .into(),
         },
         E::Endpoint(engine::endpoint::EndpointError::Conflict),
+        E::Ssh(engine::ssh::Error::Ssh {
+            url: "ssh://me@build:2222".into(),
+            detail: "kex_exchange_identification".into(),
+        }),
     ];
-    check("engine::Error", 15, samples, engine_row, shown);
+    check("engine::Error", 16, samples, engine_row, shown);
+}
+
+fn ssh_row(e: &engine::ssh::Error) -> Row {
+    use engine::ssh::Error as E;
+    const PLACE: &[&str] = &["ssh://me@build:2222"];
+    match e {
+        E::BadUrl { .. } => (
+            0,
+            words(
+                &["a password in the URL is not supported"],
+                &["engine URL ssh://me:***@build:2222"],
+                &["use a key, or ssh-agent", "ssh://[user@]host[:port]"],
+            ),
+        ),
+        E::NoSshClient { .. } => {
+            (1, words(&["cannot run `ssh`", "No such file"], PLACE, &["install an ssh client", "openssh-client"]))
+        }
+        E::UnknownHostKey { .. } => (
+            2,
+            words(
+                &["does not know the host key", "Host key verification failed"],
+                &["ssh://me@build:2222", "build:2222"],
+                &["add it to known_hosts", "ssh-keyscan -p 2222 build"],
+            ),
+        ),
+        E::PermissionDenied { .. } => (
+            3,
+            words(
+                &["refused the ssh login", "Permission denied (publickey)"],
+                &["ssh://me@build:2222", "user 'me'"],
+                &["key authorized for that user", "ssh-agent", "IdentityFile"],
+            ),
+        ),
+        E::NoRemoteDocker { .. } => (
+            4,
+            words(&["has no `docker` command", "docker: command not found"], PLACE, &["install the docker CLI there"]),
+        ),
+        E::RemoteEngineDown { .. } => (
+            5,
+            words(
+                &["cannot reach its engine", "Cannot connect to the Docker daemon"],
+                PLACE,
+                &["is dockerd running there", "DOCKER_HOST"],
+            ),
+        ),
+        E::Unreachable { .. } => (
+            6,
+            words(
+                &["cannot reach the engine", "Connection refused"],
+                &["ssh://me@build:2222", "build:2222"],
+                &["is sshd running", "host and port right"],
+            ),
+        ),
+        E::Ssh { .. } => (7, words(&["ssh failed", "kex_exchange_identification"], PLACE, &["run that ssh by hand"])),
+    }
+}
+
+fn ssh_table() {
+    use engine::ssh::Error as E;
+    let url = || "ssh://me@build:2222".to_owned();
+    let samples = vec![
+        engine::ssh::SshUrl::parse("ssh://me:secret@build:2222").expect_err("a password"),
+        E::NoSshClient { url: url(), reason: "No such file or directory (os error 2)".into() },
+        E::UnknownHostKey {
+            url: url(),
+            target: "build:2222".into(),
+            host: "build".into(),
+            port_flag: " -p 2222".into(),
+        },
+        E::PermissionDenied {
+            url: url(),
+            target: "build:2222".into(),
+            user: "user 'me'".into(),
+            detail: "me@build: Permission denied (publickey).".into(),
+        },
+        E::NoRemoteDocker { url: url(), detail: "bash: line 1: docker: command not found".into() },
+        E::RemoteEngineDown {
+            url: url(),
+            detail: "Cannot connect to the Docker daemon at unix:///var/run/docker.sock".into(),
+        },
+        E::Unreachable {
+            url: url(),
+            target: "build:2222".into(),
+            detail: "ssh: connect to host build port 2222: Connection refused".into(),
+        },
+        E::Ssh { url: url(), detail: "kex_exchange_identification: read: Connection reset by peer".into() },
+    ];
+    check("engine::ssh::Error", 8, samples, ssh_row, shown);
 }
 
 fn endpoint_row(e: &engine::endpoint::EndpointError) -> Row {
@@ -1029,6 +1123,7 @@ fn results_table() {
 fn every_error_kind_says_what_failed_where_and_what_to_do() {
     engine_table();
     endpoint_table();
+    ssh_table();
     dockerignore_table();
     source_table();
     fetch_table();

@@ -11,6 +11,7 @@ mod context;
 pub mod endpoint;
 mod image;
 mod registry;
+pub mod ssh;
 
 use std::time::Duration;
 
@@ -114,6 +115,9 @@ pub enum Error {
     ImageNotFound { operation: &'static str, image: String, message: String },
     #[error("Docker engine: {0}; check that it answers (`docker info`), then run the build again")]
     Other(String),
+    /// An `ssh://` engine's connection failed; ssh's own words, worded.
+    #[error(transparent)]
+    Ssh(#[from] ssh::Error),
 }
 
 impl Error {
@@ -132,6 +136,9 @@ impl Error {
     /// Turns a bollard error into ours, keeping the underlying cause that bollard's Display hides.
     fn from_bollard(err: bollard::errors::Error, host: &str) -> Error {
         use bollard::errors::Error as B;
+        if let Some(failure) = ssh::failure_in(&err) {
+            return Error::Ssh(failure);
+        }
         if let Some(classified) = classify(&error_chain(&err), host) {
             return classified;
         }
@@ -173,14 +180,8 @@ impl Engine {
                 let url = url.replacen("http://", "tcp://", 1);
                 Docker::connect_with_ssl(&url, &tls.key(), &tls.cert(), &tls.ca(), REQUEST_TIMEOUT_SECS, version)
             }
-            Scheme::Ssh => {
-                return Err(Error::Unsupported {
-                    host,
-                    reason: "ssh:// engines are not supported yet: reach the engine through tcp:// with TLS, or a \
-                             unix socket forwarded by `ssh -L`"
-                        .to_owned(),
-                })
-            }
+            // The system ssh running `docker system dial-stdio` (engine/ssh.rs).
+            Scheme::Ssh => Ok(ssh::connect(url)?),
         }
         .map_err(|e| Error::from_bollard(e, &host))?;
         let answered = async {
