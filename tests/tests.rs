@@ -20,6 +20,7 @@ mod deploy;
 mod deploy_contract;
 mod engine;
 mod engines_remote;
+mod engines_ssh;
 mod errors;
 mod fault_engine;
 mod fault_network;
