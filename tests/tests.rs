@@ -19,6 +19,7 @@ mod context;
 mod deploy;
 mod deploy_contract;
 mod engine;
+mod engines_podman;
 mod engines_remote;
 mod engines_ssh;
 mod errors;

@@ -127,6 +127,12 @@ fn scrub(message: &str, credentials: Option<&Credentials>) -> String {
     }
 }
 
+/// `name` as Docker shows it: without the `docker.io/library/` (or `docker.io/`) that podman's
+/// compatible API puts before the names of Docker Hub images, `app:1` included.
+fn familiar(name: &str) -> &str {
+    name.strip_prefix("docker.io/library/").or_else(|| name.strip_prefix("docker.io/")).unwrap_or(name)
+}
+
 /// An error line inside an otherwise successful pull or push stream.
 fn stream_error(detail: Option<ErrorDetail>) -> Option<bollard::errors::Error> {
     let message = detail?.message?;
@@ -137,7 +143,14 @@ impl Engine {
     /// The engine's inspection of an image, as JSON; `Ok(None)` when there is no such image.
     pub async fn inspect_image(&self, name: &str) -> Result<Option<Value>, Error> {
         match self.docker.inspect_image(name).await {
-            Ok(inspect) => serde_json::to_value(inspect).map(Some).map_err(|e| Error::Other(e.to_string())),
+            Ok(mut inspect) => {
+                // podman names `app:1` `docker.io/library/app:1` in RepoTags and RepoDigests;
+                // Docker gives the short form, which plugins compare with the names they know.
+                for names in [&mut inspect.repo_tags, &mut inspect.repo_digests].into_iter().flatten() {
+                    names.iter_mut().for_each(|n| *n = familiar(n).to_owned());
+                }
+                serde_json::to_value(inspect).map(Some).map_err(|e| Error::Other(e.to_string()))
+            }
             Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(self.error(e)),
         }
@@ -166,7 +179,8 @@ impl Engine {
             if let Some(e) = stream_error(info.error_detail) {
                 return Err(self.registry_error("pull", name, credentials, e));
             }
-            // The engine reports the manifest digest as "Digest: sha256:…" before the final status.
+            // Docker reports the manifest digest as "Digest: sha256:…" before the final status;
+            // podman sends no such line: its digest is found in RepoDigests below.
             if let Some(found) = info.status.as_deref().and_then(|s| s.strip_prefix("Digest: ")) {
                 digest = Some(found.trim().to_owned());
             }
@@ -182,7 +196,8 @@ impl Engine {
         let digest = digest.or_else(|| {
             inspect.repo_digests.unwrap_or_default().into_iter().find_map(|repo_digest| {
                 let (repo, digest) = repo_digest.split_once('@')?;
-                (repo == repository).then(|| digest.to_owned())
+                // podman's RepoDigests name a Docker Hub image in full (`docker.io/library/…`).
+                (familiar(repo) == familiar(repository)).then(|| digest.to_owned())
             })
         });
         Ok(PulledImage { id, digest })
@@ -375,6 +390,16 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn podmans_docker_hub_names_are_shown_as_docker_shows_them() {
+        assert_eq!(familiar("docker.io/library/app:1"), "app:1");
+        assert_eq!(familiar("docker.io/library/busybox@sha256:abc"), "busybox@sha256:abc");
+        assert_eq!(familiar("docker.io/ns/app:1"), "ns/app:1");
+        assert_eq!(familiar("127.0.0.1:5000/app:1"), "127.0.0.1:5000/app:1");
+        assert_eq!(familiar("quay.io/docker.io/app"), "quay.io/docker.io/app");
+        assert_eq!(familiar("app:1"), "app:1");
+    }
 
     #[test]
     fn splits_tags_but_not_registry_ports() {
