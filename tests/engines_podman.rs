@@ -93,8 +93,8 @@ fn a_build_on_podman_runs_a_container_and_pushes_the_digest_the_registry_serves(
     let pushed = format!("{REGISTRY}/{image}:latest");
     let _cleanup = PodmanImages(vec![image.clone(), pushed.clone()]);
     run.expect_code(0);
-    // podman's build stream (buildah's "STEP 1/2:" lines, no "Successfully built") still gives
-    // the image ID.
+    // podman's build stream is buildah's ("STEP 2/2:" lines, no "Running in"), with Docker's
+    // aux message giving the image ID.
     assert!(run.stderr.contains("STEP 2/2: RUN echo built-on-podman > /marker"), "{}", run.stderr);
     let id = doc["image_id"].as_str().expect("an image id").to_owned();
     let inspected = podman(&["image", "inspect", "-f", "{{.Id}}", &image]);
