@@ -299,3 +299,29 @@ fn ctrl_c_during_a_container_run_over_ssh_removes_the_container_through_ssh() {
     assert_eq!(std::fs::read_to_string(dir.path().join("record.txt")).expect("the exit plugin ran"), "exit exit\n");
     client.assert_none_left();
 }
+
+#[test]
+fn the_urls_socket_path_picks_the_engine_on_the_remote_host() {
+    let dir = workdir();
+    let client = SshClient::new("client_key", None);
+    // podman's service (scripts/engine/podman.sh) on the same host: the path, not the remote
+    // session's DOCKER_HOST (the main engine), decides where the build runs, as OSBS 2 builds
+    // on podman over ssh.
+    let root = std::env::var("REACTOR_ENGINES_DIR").unwrap_or_else(|_| "/var/lib/reactor-test-engines".to_owned());
+    let socket = format!("{root}/podman/podman.sock");
+    let podman = |args: &[&str]| {
+        Command::new("docker").args(["-H", &format!("unix://{socket}")]).args(args).output().expect("run docker")
+    };
+    let up = podman(&["version"]);
+    assert!(up.status.success(), "podman's service does not answer at {socket}: run scripts/engine/podman.sh up");
+    let url = format!("{URL}{socket}");
+    let (run, image) = build_over_ssh(dir.path(), &client, &url, "FROM busybox:latest\nLABEL over=ssh\n", json!({}));
+    let _main = Images(vec![image.clone()]);
+    let on_podman = podman(&["image", "inspect", "-f", "{{.Id}}", &image]);
+    let _ = podman(&["rmi", "-f", &image]);
+    run.expect_code(0);
+    assert!(run.stderr.contains(&format!("docker --host unix://{socket} system dial-stdio")), "{}", run.stderr);
+    assert!(on_podman.status.success(), "the image is not on podman: {}", String::from_utf8_lossy(&on_podman.stderr));
+    assert!(!docker(&["image", "inspect", &image]).status.success(), "the image went to the main engine");
+    client.assert_none_left();
+}
