@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -151,4 +152,50 @@ fn on_podman_a_pulled_base_reports_the_digest_the_registry_serves() {
     // podman's pull stream has no "Digest:" line: the digest is its RepoDigests entry.
     let pulled = result_in(&doc, "prebuild", "pull_base_image");
     assert_eq!(pulled[0]["digest"], served_digest(&base, "1").as_str(), "{pulled}");
+}
+
+/// Whether a process whose command line is exactly `cmdline` (arguments joined by spaces) runs.
+fn process_runs(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc").expect("/proc").flatten().any(|entry| {
+        std::fs::read(entry.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).trim_end_matches('\0').replace('\0', " ") == cmdline)
+    })
+}
+
+#[test]
+fn sigterm_during_a_build_on_podman_leaves_no_image_once_the_running_step_ends() {
+    podman_is_up();
+    let dir = workdir();
+    // An odd duration, to find this build's step among others.
+    git_repo(&dir.path().join("repo"), &[("Dockerfile", "FROM busybox:latest\nRUN sleep 6.25\nRUN echo next\n")]);
+    let image = unique("podman-cancel");
+    let record = dir.path().join("record.txt");
+    let file = build_json(
+        dir.path(),
+        &json!({"image": image, "git_url": "repo",
+            "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "exit"}}]}),
+    );
+    let _cleanup = PodmanImages(vec![image.clone()]);
+    let so = plugin("test_plugins");
+    let host = podman_host();
+    let run = Background::start(
+        dir.path(),
+        &["--load-plugin", &so, "build", "json", &file, "--metadata-file", "m.json"],
+        &[("DOCKER_HOST", &host)],
+        false,
+    );
+    run.wait_until("the sleep step", |_| process_runs("sleep 6.25"));
+    run.signal("TERM", false);
+    let (code, stderr) = run.wait();
+    assert_eq!(code, Some(143), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&record).expect("the exit plugin ran"), "exit exit\n");
+    // podman 4.3 does not stop the running step when the client hangs up (Docker does): it
+    // ends by itself, and podman then abandons the build, committing nothing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while process_runs("sleep 6.25") {
+        assert!(Instant::now() < deadline, "the step still runs");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!podman(&["image", "inspect", &image]).status.success(), "the cancelled build made {image} on podman");
 }
