@@ -53,7 +53,7 @@ fn words(what: &'static [&'static str], place: &'static [&'static str], fix: &'s
 
 /// Checks every sample of one enum against its row, and that the samples cover all `kinds`
 /// rows. `show` is how reactor prints the error (some are printed as what they turn into).
-fn check<E>(name: &str, kinds: usize, samples: Vec<E>, row: fn(&E) -> Row, show: fn(E) -> String) {
+fn check<E>(name: &str, kinds: usize, samples: Vec<E>, row: fn(&E) -> Row, show: fn(E) -> String) -> usize {
     let mut covered = vec![false; kinds];
     for sample in samples {
         let (index, words) = row(&sample);
@@ -95,6 +95,7 @@ fn check<E>(name: &str, kinds: usize, samples: Vec<E>, row: fn(&E) -> Row, show:
     }
     let missing: Vec<usize> = (0..kinds).filter(|i| !covered[*i]).collect();
     assert!(missing.is_empty(), "{name}: no sample for rows {missing:?}");
+    kinds
 }
 
 fn shown<E: Display>(e: E) -> String {
@@ -198,7 +199,7 @@ fn engine_row(e: &engine::Error) -> Row {
     }
 }
 
-fn engine_table() {
+fn engine_table() -> usize {
     use engine::Error as E;
     let host = || "unix:///run/d.sock".to_owned();
     let registry = || "reg.example:5000".to_owned();
@@ -266,7 +267,7 @@ fn engine_table() {
             detail: "kex_exchange_identification".into(),
         }),
     ];
-    check("engine::Error", 16, samples, engine_row, shown);
+    check("engine::Error", 16, samples, engine_row, shown)
 }
 
 fn ssh_row(e: &engine::ssh::Error) -> Row {
@@ -324,7 +325,7 @@ fn ssh_row(e: &engine::ssh::Error) -> Row {
     }
 }
 
-fn ssh_table() {
+fn ssh_table() -> usize {
     use engine::ssh::Error as E;
     let url = || "ssh://me@build:2222".to_owned();
     let samples = vec![
@@ -354,7 +355,7 @@ fn ssh_table() {
         },
         E::Ssh { url: url(), detail: "kex_exchange_identification: read: Connection reset by peer".into() },
     ];
-    check("engine::ssh::Error", 8, samples, ssh_row, shown);
+    check("engine::ssh::Error", 8, samples, ssh_row, shown)
 }
 
 fn endpoint_row(e: &engine::endpoint::EndpointError) -> Row {
@@ -392,7 +393,7 @@ fn endpoint_row(e: &engine::endpoint::EndpointError) -> Row {
     }
 }
 
-fn endpoint_table() {
+fn endpoint_table() -> usize {
     use engine::endpoint::EndpointError as E;
     let samples = vec![
         E::Conflict,
@@ -410,7 +411,7 @@ fn endpoint_table() {
         },
         E::BadConfig { path: "/home/u/.docker/config.json".into(), reason: "expected value at line 1 column 1".into() },
     ];
-    check("engine::endpoint::EndpointError", 5, samples, endpoint_row, shown);
+    check("engine::endpoint::EndpointError", 5, samples, endpoint_row, shown)
 }
 
 /// A `.dockerignore` that cannot be used is said as an engine error naming the file.
@@ -431,7 +432,7 @@ fn dockerignore_row(e: &dockerignore::PatternError) -> Row {
     }
 }
 
-fn dockerignore_table() {
+fn dockerignore_table() -> usize {
     use dockerignore::PatternError as E;
     let samples = vec![
         dockerignore::DockerIgnore::parse("!").expect_err("a bad pattern"),
@@ -442,7 +443,7 @@ fn dockerignore_table() {
     ];
     check("dockerignore::PatternError", 2, samples, dockerignore_row, |e| {
         engine::Error::from_dockerignore(Path::new("/src/ctx"), e).to_string()
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,8 +575,8 @@ fn source_samples() -> Vec<source::Error> {
     ]
 }
 
-fn source_table() {
-    check("source::Error", 15, source_samples(), source_row, shown);
+fn source_table() -> usize {
+    check("source::Error", 15, source_samples(), source_row, shown)
 }
 
 /// A failed fetch is said as the source error it turns into.
@@ -612,7 +613,7 @@ fn fetch_row(e: &FetchError) -> Row {
     }
 }
 
-fn fetch_table() {
+fn fetch_table() -> usize {
     let samples = vec![
         FetchError::NoSuchCommit("v9".into()),
         FetchError::Checkout("object not found".into()),
@@ -624,7 +625,7 @@ fn fetch_table() {
     ];
     check("git::FetchError", 7, samples, fetch_row, |e| {
         git::as_source_error(e, "https://git.example/app.git", Some("v9")).to_string()
-    });
+    })
 }
 
 /// A failed submodule is said as the clone of the source that failed.
@@ -648,7 +649,7 @@ fn submodule_row(e: &submodules::Error) -> Row {
     }
 }
 
-fn submodule_table() {
+fn submodule_table() -> usize {
     use submodules::Error as E;
     let samples = vec![
         E::Fetch { path: "lib".into(), url: "https://git.example/lib.git".into(), reason: "no such repository".into() },
@@ -657,7 +658,7 @@ fn submodule_table() {
     ];
     check("submodules::Error", 3, samples, submodule_row, |e| {
         git::from_submodule_error(e, "https://git.example/app.git").to_string()
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -694,7 +695,7 @@ fn build_json_row(e: &build_json::Error) -> Row {
     }
 }
 
-fn build_json_table() {
+fn build_json_table() -> usize {
     use build_json::Error as E;
     let file = || "ci/build.json".to_owned();
     let samples = vec![
@@ -703,7 +704,7 @@ fn build_json_table() {
         E::Invalid { file: file(), problems: vec!["/source: \"uri\" is a required property".into()] },
         E::Substitute("image: expected KEY=VALUE, like image=app:2".into()),
     ];
-    check("build_json::Error", 4, samples, build_json_row, shown);
+    check("build_json::Error", 4, samples, build_json_row, shown)
 }
 
 fn build_log_row(e: &build_log::Error) -> Row {
@@ -718,13 +719,13 @@ fn build_log_row(e: &build_log::Error) -> Row {
     }
 }
 
-fn build_log_table() {
+fn build_log_table() -> usize {
     use build_log::Error as E;
     let samples = vec![
         E::Io { dir: "/tmp".into(), source: io_error(io::ErrorKind::StorageFull, "No space left on device") },
         E::NotALine { offset: 17 },
     ];
-    check("build_log::Error", 2, samples, build_log_row, shown);
+    check("build_log::Error", 2, samples, build_log_row, shown)
 }
 
 fn credentials_row(e: &credentials::Error) -> Row {
@@ -757,7 +758,7 @@ fn credentials_row(e: &credentials::Error) -> Row {
     }
 }
 
-fn credentials_table() {
+fn credentials_table() -> usize {
     use credentials::Error as E;
     let config = || PathBuf::from("/root/.docker/config.json");
     let samples = vec![
@@ -774,7 +775,7 @@ fn credentials_table() {
             reason: "it failed: gpg: decryption failed".into(),
         },
     ];
-    check("credentials::Error", 3, samples, credentials_row, shown);
+    check("credentials::Error", 3, samples, credentials_row, shown)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -820,7 +821,7 @@ fn failure_row(e: &Failure) -> Row {
     }
 }
 
-fn failure_table() {
+fn failure_table() -> usize {
     let samples = vec![
         Failure::Source(source::Error::NoSuchCommit { uri: "https://git.example/app.git".into(), commit: "v9".into() }),
         Failure::Engine(engine::Error::Unreachable { host: "unix:///run/d.sock".into(), reason: "no socket".into() }),
@@ -839,7 +840,7 @@ fn failure_table() {
         },
         Failure::Internal("fetching the source stopped: task 3 panicked".into()),
     ];
-    check("workflow::Failure", 7, samples, failure_row, shown);
+    check("workflow::Failure", 7, samples, failure_row, shown)
 }
 
 fn elf_row(e: &ElfProblem) -> Row {
@@ -868,7 +869,7 @@ fn elf_row(e: &ElfProblem) -> Row {
 }
 
 /// An ELF problem is said after the file it is in, as a load error: `--load-plugin PATH: ...`.
-fn elf_table() {
+fn elf_table() -> usize {
     use ElfProblem as E;
     let samples = vec![
         E::Unreadable("Permission denied (os error 13)".into()),
@@ -885,7 +886,7 @@ fn elf_table() {
         let line = LoadError::BadElf { path: "plugins/libx.so".into(), problem }.to_string();
         assert!(line.starts_with("--load-plugin plugins/libx.so: "), "{line}");
         line
-    });
+    })
 }
 
 fn load_row(e: &LoadError) -> Row {
@@ -1009,8 +1010,8 @@ fn load_samples() -> Vec<LoadError> {
     ]
 }
 
-fn load_table() {
-    check("LoadError", 15, load_samples(), load_row, shown);
+fn load_table() -> usize {
+    check("LoadError", 15, load_samples(), load_row, shown)
 }
 
 /// What the isolated process (`--isolate-plugins`) says is said as a load error of the file.
@@ -1039,7 +1040,7 @@ fn start_row(e: &StartError) -> Row {
     }
 }
 
-fn start_table() {
+fn start_table() -> usize {
     let samples = vec![
         StartError::Spawn(io_error(io::ErrorKind::WouldBlock, "Resource temporarily unavailable")),
         StartError::Refused(
@@ -1047,7 +1048,7 @@ fn start_table() {
         ),
         StartError::Lost("crashed: killed by signal 11 (SIGSEGV)".into()),
     ];
-    check("StartError", 3, samples, start_row, |e| load::from_start_error(Path::new("plugins/libx.so"), e).to_string());
+    check("StartError", 3, samples, start_row, |e| load::from_start_error(Path::new("plugins/libx.so"), e).to_string())
 }
 
 fn scaffold_row(e: &scaffold::Error) -> Row {
@@ -1076,7 +1077,7 @@ fn scaffold_row(e: &scaffold::Error) -> Row {
     }
 }
 
-fn scaffold_table() {
+fn scaffold_table() -> usize {
     use scaffold::Error as E;
     let samples = vec![
         scaffold::names("Logs").map(|_| ()).expect_err("an upper-case name"),
@@ -1087,7 +1088,7 @@ fn scaffold_table() {
     check("scaffold::Error", 4, samples, scaffold_row, |e| {
         // The api path's sample names where it looked.
         e.to_string().replace("/nonexistent/src/api", "/src/api")
-    });
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1107,7 +1108,7 @@ fn results_row(e: &results::WriteError) -> Row {
     }
 }
 
-fn results_table() {
+fn results_table() -> usize {
     use results::WriteError as E;
     let path = || "out/result.json".to_owned();
     let read_only = || io_error(io::ErrorKind::ReadOnlyFilesystem, "Read-only file system");
@@ -1115,26 +1116,33 @@ fn results_table() {
         E::AfterSuccess { path: path(), source: read_only(), code: crate::app::exit::RESULT_NOT_WRITTEN },
         E::AfterFailure { path: path(), source: read_only() },
     ];
-    check("results::WriteError", 2, samples, results_row, shown);
+    check("results::WriteError", 2, samples, results_row, shown)
 }
 
 /// The table: every enum's rows, each checked as [`check`] says.
 #[test]
 fn every_error_kind_says_what_failed_where_and_what_to_do() {
-    engine_table();
-    endpoint_table();
-    ssh_table();
-    dockerignore_table();
-    source_table();
-    fetch_table();
-    submodule_table();
-    build_json_table();
-    build_log_table();
-    credentials_table();
-    failure_table();
-    elf_table();
-    load_table();
-    start_table();
-    scaffold_table();
-    results_table();
+    let rows: Vec<usize> = vec![
+        engine_table(),
+        endpoint_table(),
+        ssh_table(),
+        dockerignore_table(),
+        source_table(),
+        fetch_table(),
+        submodule_table(),
+        build_json_table(),
+        build_log_table(),
+        credentials_table(),
+        failure_table(),
+        elf_table(),
+        load_table(),
+        start_table(),
+        scaffold_table(),
+        results_table(),
+    ];
+    // The README gives the table's size: it must be this one.
+    let said = format!("{} rows of {} enums", rows.iter().sum::<usize>(), rows.len());
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).expect("README.md");
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(readme.contains(&said), "README.md should say \"{said}\" of errors_table.rs");
 }
