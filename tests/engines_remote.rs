@@ -127,6 +127,11 @@ impl RemoteBuild {
         run.expect_code(0);
         let first = run.stderr.lines().next().unwrap_or_default();
         assert!(first.contains(&format!("on the Docker engine {url}")), "first log line: {first}");
+        let connected = format!(
+            "connected to the Docker engine {} (API 1.41) at {url}",
+            doc["engine"]["server_version"].as_str().unwrap_or("?")
+        );
+        assert!(run.stderr.contains(&connected), "no line {connected:?} in:\n{}", run.stderr);
         assert_eq!(doc["engine"]["url"], url, "{doc}");
         assert_eq!(doc["engine"]["tls"], tls, "{doc}");
         assert!(doc["engine"]["server_version"].as_str().is_some_and(|v| !v.is_empty()), "{doc}");

@@ -191,7 +191,9 @@ async fn main_phases(
     };
     let connecting = async {
         let engine = Engine::connect(endpoint).await?;
-        log::debug!("{}", engine.describe());
+        // Its versions are known only now: the first line named the engine before connecting,
+        // which runs beside the fetch of the source.
+        log::info!("connected to the {}", engine.describe());
         Ok::<_, Failure>(engine)
     };
     let (engine, fetched) = tokio::join!(connecting, fetching);
