@@ -146,26 +146,10 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).expect("json")
 }
 
-/// The manifest digest the registry on 127.0.0.1:5000 reports for `name:tag`.
-fn registry_digest(name: &str, tag: &str) -> String {
-    let url = format!("http://127.0.0.1:5000/v2/{name}/manifests/{tag}");
-    let out = std::process::Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json", &url])
-        .output()
-        .expect("curl (scripts/setup.sh installs it)");
-    assert!(out.status.success(), "curl {url}: is the registry up (scripts/setup.sh)?");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("Docker-Content-Digest")))
-        .map(|(_, v)| v.trim().to_owned())
-        .unwrap_or_else(|| panic!("no Docker-Content-Digest for {url}:\n{headers}"))
-}
-
 /// Checks the three results files against what the registry holds for `name:tag`.
 fn assert_results(dir: &Path, name: &str, tag: &str) {
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let digest = registry_digest(name, tag);
+    let digest = served_digest("127.0.0.1:5000", name, tag, None);
     assert!(digest.starts_with("sha256:"), "{digest}");
     assert_eq!(read("IMAGE_URL"), format!("127.0.0.1:5000/{name}:{tag}"));
     assert_eq!(read("IMAGE_DIGEST"), digest);
@@ -236,7 +220,7 @@ fn inside_build_with_input_path_builds_the_seed_example_pushes_and_writes_its_re
     assert_eq!(code, Some(0), "{stdout}{stderr}");
     let doc = read_json(&share.join("results.json"));
     assert_eq!(doc["status"], "succeeded", "{doc}");
-    assert_eq!(doc["digests"][format!("127.0.0.1:5000/{name}:1")], registry_digest(&name, "1"));
+    assert_eq!(doc["digests"][format!("127.0.0.1:5000/{name}:1")], served_digest("127.0.0.1:5000", &name, "1", None));
     assert_results(&share.join("results"), &name, "1");
 }
 

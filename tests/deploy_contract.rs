@@ -128,25 +128,6 @@ fn vendor_plugin_image(dir: &Path, images: &mut Images) -> String {
     tag
 }
 
-/// The manifest digest the registry serves for `name:tag` (curl, as a client would ask).
-fn registry_digest(registry: &str, name: &str, tag: &str, login: Option<(&str, &str)>) -> String {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
-    if let Some((user, password)) = login {
-        cmd.args(["-u", &format!("{user}:{password}")]);
-    }
-    let out = cmd.arg(format!("http://{registry}/v2/{name}/manifests/{tag}")).output().expect("run curl");
-    assert!(out.status.success(), "{registry} has no {name}:{tag} (run scripts/setup.sh if it is down)");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case("docker-content-digest").then(|| value.trim().to_owned())
-        })
-        .unwrap_or_else(|| panic!("no Docker-Content-Digest from {registry}:\n{headers}"))
-}
-
 /// A Kubernetes quantity of bytes (`512Mi`, `1Gi`, `64M`, `1000`) as a number.
 fn bytes(quantity: &str) -> u64 {
     let units: [(&str, u64); 6] =
@@ -575,7 +556,8 @@ fn the_jobs_container_builds_pushes_with_the_secrets_credentials_and_runs_the_ve
         serde_json::from_slice(&std::fs::read(share.join("results.json")).expect("results.json in /run/share"))
             .expect("results.json");
     assert_eq!(results["status"], "succeeded", "{results:#}");
-    let digest = registry_digest(AUTH_REGISTRY, &name, "1", Some((AUTH_USER, AUTH_PASSWORD)));
+    let login = format!("{AUTH_USER}:{AUTH_PASSWORD}");
+    let digest = served_digest(AUTH_REGISTRY, &name, "1", Some(&login));
     assert!(digest.starts_with("sha256:"), "{digest}");
     let digests: Vec<&Value> = results["digests"].as_object().expect("digests").values().collect();
     assert_eq!(digests, [&json!(digest)], "{results:#}");
@@ -893,7 +875,7 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
     let out = step.command.output().expect("run docker");
     assert!(out.status.success(), "the Task's step failed: {}", show(&out));
 
-    let digest = registry_digest(REGISTRY, &name, "1", None);
+    let digest = served_digest(REGISTRY, &name, "1", None);
     let read = |result: &str| {
         std::fs::read_to_string(step.results.join(result)).unwrap_or_else(|_| panic!("no result {result}"))
     };

@@ -51,19 +51,6 @@ impl Drop for PodmanImages {
     }
 }
 
-fn served_digest(repo: &str, tag: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{REGISTRY}/v2/{repo}/manifests/{tag}"))
-        .output()
-        .expect("run curl");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("docker-content-digest: ").map(|d| d.trim().to_owned()))
-        .unwrap_or_else(|| panic!("the registry serves no {repo}:{tag}: {headers}"))
-}
-
 /// Builds `dockerfile` on podman with these plugin lists; returns the run, the result document
 /// and the image name.
 fn build_on_podman(dir: &Path, dockerfile: &str, lists: Value) -> (Run, Value, String) {
@@ -114,7 +101,7 @@ fn a_build_on_podman_runs_a_container_and_pushes_the_digest_the_registry_serves(
     // digest comes from its "<tag>: digest: sha256:… size: N" line, as Docker's.
     let pushes = result_in(&doc, "postbuild", "tag_and_push");
     assert_eq!(pushes[0]["image"], pushed.as_str(), "{pushes}");
-    assert_eq!(pushes[0]["digest"], served_digest(&image, "latest").as_str(), "{pushes}");
+    assert_eq!(pushes[0]["digest"], served_digest(REGISTRY, &image, "latest", None).as_str(), "{pushes}");
     // The containers reactor ran are gone.
     let left = podman(&["ps", "-a", "--no-trunc", "--format", "{{.Command}}"]);
     assert!(!String::from_utf8_lossy(&left.stdout).contains("built-on-podman"), "containers left on podman");
@@ -151,7 +138,7 @@ fn on_podman_a_pulled_base_reports_the_digest_the_registry_serves() {
     run.expect_code(0);
     // podman's pull stream has no "Digest:" line: the digest is its RepoDigests entry.
     let pulled = result_in(&doc, "prebuild", "pull_base_image");
-    assert_eq!(pulled[0]["digest"], served_digest(&base, "1").as_str(), "{pulled}");
+    assert_eq!(pulled[0]["digest"], served_digest(REGISTRY, &base, "1", None).as_str(), "{pulled}");
 }
 
 /// Whether a process whose command line is exactly `cmdline` (arguments joined by spaces) runs.

@@ -51,27 +51,6 @@ fn with_env<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// The digest the registry serves for `repo:tag`.
-fn served_digest(repo: &str, tag: &str) -> String {
-    served_digest_by(REGISTRY, repo, tag)
-}
-
-/// The digest `registry` serves for `repo:tag`, logging in to the one that wants it.
-fn served_digest_by(registry: &str, repo: &str, tag: &str) -> String {
-    let mut curl = Command::new("curl");
-    curl.args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"]);
-    if registry == AUTH_REGISTRY {
-        curl.args(["-u", LOGIN]);
-    }
-    let out = curl.arg(format!("http://{registry}/v2/{repo}/manifests/{tag}")).output().expect("curl");
-    assert!(out.status.success(), "{registry}/{repo}:{tag} is not served");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("docker-content-digest")))
-        .map(|(_, v)| v.trim().to_owned())
-        .expect("a Docker-Content-Digest")
-}
-
 /// A build of a path source that runs a container of the built image and pushes it to the
 /// shared registry, on whichever engine `args`/`env` choose.
 struct RemoteBuild {
@@ -139,7 +118,7 @@ impl RemoteBuild {
         let ran = result_in(doc, "prepublish", "run_in_image");
         assert_eq!(ran["stdout"], format!("ran on {name}\n"), "{ran}");
         let pushed = format!("{REGISTRY}/{}:build", self.repo);
-        assert_eq!(doc["digests"][&pushed], json!(served_digest(&self.repo, "build")), "{doc}");
+        assert_eq!(doc["digests"][&pushed], json!(served_digest(REGISTRY, &self.repo, "build", None)), "{doc}");
         let image_id = doc["image_id"].as_str().expect("an image id");
         let there = remote_docker(name, &["image", "inspect", "-f", "{{.Id}}", &format!("{}:build", self.repo)]);
         assert_eq!(String::from_utf8_lossy(&there.stdout).trim(), image_id, "the image is on the '{name}' engine");
@@ -247,7 +226,11 @@ fn a_build_through_a_docker_context_with_tls_files_pushes_with_the_configs_login
     build.assert_built_on("tls", TLS_URL, true, &run, &doc);
     assert!(run.stderr.lines().next().unwrap_or_default().contains("docker context 'remote-tls'"), "{}", run.stderr);
     let pushed = format!("{AUTH_REGISTRY}/{}:build", build.repo);
-    assert_eq!(doc["digests"][&pushed], json!(served_digest_by(AUTH_REGISTRY, &build.repo, "build")), "{doc}");
+    assert_eq!(
+        doc["digests"][&pushed],
+        json!(served_digest(AUTH_REGISTRY, &build.repo, "build", Some(LOGIN))),
+        "{doc}"
+    );
     assert!(!run.stderr.contains("reactor-secret") && !doc.to_string().contains("reactor-secret"));
 }
 
@@ -695,7 +678,7 @@ fn eight_concurrent_builds_on_the_tls_engine_all_succeed_with_their_own_results(
         let doc = build.doc();
         assert_eq!(doc["engine"]["url"], TLS_URL);
         let pushed = format!("{REGISTRY}/{}:build", build.repo);
-        assert_eq!(doc["digests"][&pushed], json!(served_digest(&build.repo, "build")), "{doc}");
+        assert_eq!(doc["digests"][&pushed], json!(served_digest(REGISTRY, &build.repo, "build", None)), "{doc}");
         ids.insert(doc["image_id"].as_str().expect("an image id").to_owned());
     }
     assert_eq!(ids.len(), 8, "each build made its own image: {ids:?}");

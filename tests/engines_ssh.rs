@@ -92,21 +92,6 @@ impl SshClient {
     }
 }
 
-/// The digest the registry serves for `repo:tag`.
-fn served_digest(repo: &str, tag: &str) -> String {
-    let out = Command::new("curl")
-        .args(["-sfI", "-H", "Accept: application/vnd.docker.distribution.manifest.v2+json"])
-        .arg(format!("http://{REGISTRY}/v2/{repo}/manifests/{tag}"))
-        .output()
-        .expect("run curl");
-    let headers = String::from_utf8_lossy(&out.stdout).into_owned();
-    headers
-        .lines()
-        .find_map(|l| l.strip_prefix("Docker-Content-Digest: ").or_else(|| l.strip_prefix("docker-content-digest: ")))
-        .map(|d| d.trim().to_owned())
-        .unwrap_or_else(|| panic!("the registry serves no {repo}:{tag}: {headers}"))
-}
-
 fn read_doc(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).expect("the result document")).expect("JSON")
 }
@@ -150,7 +135,7 @@ fn a_build_over_ssh_with_a_port_in_the_url_runs_a_container_and_pushes() {
     );
     let pushes = result_in(&doc, "postbuild", "tag_and_push");
     assert_eq!(pushes[0]["image"], pushed.as_str(), "{pushes}");
-    assert_eq!(pushes[0]["digest"], served_digest(&image, "latest").as_str(), "{pushes}");
+    assert_eq!(pushes[0]["digest"], served_digest(REGISTRY, &image, "latest", None).as_str(), "{pushes}");
     // The remote side is the main engine: the image is there.
     assert!(docker(&["image", "inspect", &image]).status.success(), "the image is on the engine behind ssh");
     client.assert_none_left();
