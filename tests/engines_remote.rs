@@ -683,3 +683,73 @@ fn eight_concurrent_builds_on_the_tls_engine_all_succeed_with_their_own_results(
     }
     assert_eq!(ids.len(), 8, "each build made its own image: {ids:?}");
 }
+
+/// `--method hostdocker` on an engine chosen by a docker context: the build image is made there
+/// by `create-build-image`, and the build container gets the engine's URL and the context's TLS
+/// files (mounted from its store), runs the build there, and leaves nothing behind.
+#[test]
+fn method_hostdocker_through_a_context_hands_the_tls_engine_and_its_files_to_the_build_container() {
+    let dir = workdir();
+    let repo = unique("remote-hostdocker");
+    write_files(&dir.path().join("src"), &[("Dockerfile", &dockerfile("tls"))]);
+    let request = json!({
+        "image": format!("{repo}:build"),
+        "source": {"provider": "path", "uri": "src"},
+        "prepublish_plugins": [{"name": "run_in_image", "args": {"command": "echo ran on $(cat /engine)"}}],
+        "postbuild_plugins": [{"name": "tag_and_push", "args": {"registries": {REGISTRY: {"insecure": true}}}}],
+    });
+    let file = build_json(dir.path(), &request);
+    let config = dir.path().join("docker-config");
+    write_context(&config, "remote-tls", TLS_URL, true);
+    let config = config.display().to_string();
+    let env = [("DOCKER_CONFIG", config.as_str())];
+    let build_image = format!("{}:test", unique("remote-buildimage"));
+    let _cleanup = [
+        RemoteImage("tls", build_image.clone()),
+        RemoteImage("tls", format!("{repo}:build")),
+        RemoteImage("tls", format!("{REGISTRY}/{repo}:build")),
+    ];
+    let plugin = plugin("logs_submitter");
+    let made = reactor(
+        dir.path(),
+        &["--context", "remote-tls", "create-build-image", "--tag", &build_image, "--plugin", &plugin],
+        &env,
+    );
+    made.expect_code(0);
+    let on_tls = remote_docker("tls", &["image", "inspect", "-f", "{{.Id}}", &build_image]);
+    assert!(on_tls.status.success(), "create-build-image made {build_image} on the TLS engine: {}", made.stderr);
+
+    let args = [
+        "--context",
+        "remote-tls",
+        "build",
+        "json",
+        &file,
+        "--method",
+        "hostdocker",
+        "--build-image",
+        &build_image,
+        "--metadata-file",
+        "m.json",
+        "--results-dir",
+        "results",
+    ];
+    let run = reactor(dir.path(), &args, &env);
+    run.expect_code(0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("m.json")).expect("m.json"))
+        .expect("the result document is JSON");
+    // The build inside named the engine it was handed, with TLS.
+    assert_eq!(doc["engine"]["url"], TLS_URL, "{doc}");
+    assert_eq!(doc["engine"]["tls"], true, "{doc}");
+    let ran = result_in(&doc, "prepublish", "run_in_image");
+    assert_eq!(ran["stdout"], "ran on tls\n", "{ran}");
+    let digest = served_digest(REGISTRY, &repo, "build", None);
+    let results = dir.path().join("results");
+    let read = |name: &str| std::fs::read_to_string(results.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(read("IMAGE_DIGEST"), digest);
+    assert_eq!(read("IMAGE_URL"), format!("{REGISTRY}/{repo}:build"));
+    let filter = format!("label=io.reactor.build-container={repo}:build");
+    let left = remote_docker("tls", &["ps", "-a", "-q", "--filter", &filter]);
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "the build container is left on the TLS engine");
+    assert!(!run.stderr.contains("PRIVATE KEY") && !doc.to_string().contains("PRIVATE KEY"));
+}

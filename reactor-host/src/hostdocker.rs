@@ -126,7 +126,8 @@ async fn run_in_container(
                 spec.env.push(format!("DOCKER_TLS_VERIFY={verify}"));
             }
             if let Some(dir) = cert_dir {
-                spec.binds.push(format!("{}:{CERTS}:ro", dir.display()));
+                let copy = copy_tls_files(&dir, &outer.path().join("certs")).map_err(Refused::Failed)?;
+                spec.binds.push(format!("{}:{CERTS}:ro", copy.display()));
                 spec.env.push(format!("DOCKER_CERT_PATH={CERTS}"));
             }
         }
@@ -327,6 +328,23 @@ fn copy_results(from: &Path, to: &Path) -> std::io::Result<()> {
         std::fs::copy(from.join(name), to.join(name))?;
     }
     Ok(())
+}
+
+/// Copies the TLS files of `from` into `to`, readable by the container's user: the caller's
+/// `key.pem` is usually theirs alone (0600), and the container runs as another uid. `to` sits in
+/// the caller's own temp directory (0700), so no other user of this machine can reach the copies.
+fn copy_tls_files(from: &Path, to: &Path) -> Result<PathBuf, String> {
+    let failed = |path: &Path, e: std::io::Error| format!("cannot copy the engine's TLS file {}: {e}", path.display());
+    std::fs::create_dir(to).and_then(|()| set_mode(to, 0o755)).map_err(|e| failed(to, e))?;
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        let source = from.join(name);
+        if !source.is_file() {
+            continue;
+        }
+        let copy = to.join(name);
+        std::fs::copy(&source, &copy).and_then(|_| set_mode(&copy, 0o644)).map_err(|e| failed(&source, e))?;
+    }
+    Ok(to.to_path_buf())
 }
 
 fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
