@@ -44,7 +44,7 @@
 #        REACTOR_BENCH_SCENARIOS="branch sha path seed logs" runs only those named.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source scripts/lib/example.sh
 runs=${1:-5}
 log_runs=${2:-1}
 [[ $runs =~ ^[1-9][0-9]*$ && $log_runs =~ ^[1-9][0-9]*$ ]] ||

@@ -12,7 +12,7 @@
 # usage: scripts/bench.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source scripts/lib/example.sh
 rounds=${1:-10}
 [ "$rounds" -ge 5 ] || { echo "bench: at least 5 rounds" >&2; exit 2; }
 

@@ -7,7 +7,7 @@
 #   and shows what the listener received and what the image prints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source scripts/lib/example.sh
 
 bash scripts/setup.sh
 cargo build --release --workspace --quiet

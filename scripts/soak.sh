@@ -13,7 +13,7 @@
 # usage: scripts/soak.sh [N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source scripts/lib/example.sh
 builds=${1:-200}
 [ "$builds" -ge 20 ] || { echo "soak: at least 20 builds" >&2; exit 2; }
 
