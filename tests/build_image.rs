@@ -9,12 +9,14 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// The image this test run built, from the reactor under test and the logs_submitter fixture.
+/// The image this test run built, from the reactor under test and the logs_submitter fixture
+/// (the plugin reactor ships), tagged with reactor's version as a release's image is; the
+/// deploy contract tests run it too.
 pub fn reactor_image() -> &'static str {
     static IMAGE: OnceLock<String> = OnceLock::new();
     IMAGE.get_or_init(|| {
         let plugin = plugin("logs_submitter");
-        let tag = format!("{}:test", unique("buildimage"));
+        let tag = format!("{}:{}", unique("buildimage"), env!("CARGO_PKG_VERSION"));
         let dir = workdir();
         reactor(dir.path(), &["create-build-image", "--tag", &tag, "--plugin", &plugin], &[]).expect_code(0);
         remove_at_exit(&tag);
@@ -468,11 +470,7 @@ impl TcpEngine {
             .spawn()
             .expect("ncat (scripts/setup.sh installs it)");
         let url = format!("tcp://127.0.0.1:{port}");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "ncat did not listen on {url}");
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        wait_for_port(port, "the ncat relay");
         TcpEngine { relay, url }
     }
 }

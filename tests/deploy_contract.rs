@@ -78,30 +78,10 @@ fn engine_docker(args: &[&str]) -> Output {
     cmd.args(args).output().expect("run docker")
 }
 
-/// Images the builds made on their engine, removed at the end of the test.
-struct EngineImages(Vec<String>);
-
-impl Drop for EngineImages {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = engine_docker(&["rmi", "-f", image]);
-        }
-    }
-}
-
 const AUTH_REGISTRY: &str = "127.0.0.1:5001";
 const AUTH_USER: &str = "reactor";
 const AUTH_PASSWORD: &str = "reactor-secret";
 const REGISTRY: &str = "127.0.0.1:5000";
-
-/// Builds reactor's image with `reactor create-build-image` under a tag of this test, removed
-/// with `images`.
-fn reactor_image(dir: &Path, images: &mut Images) -> String {
-    let tag = format!("{}:{}", unique("deploy-reactor"), env!("CARGO_PKG_VERSION"));
-    images.0.push(tag.clone());
-    reactor(dir, &["create-build-image", "--tag", &tag], &[]).expect_code(0);
-    tag
-}
 
 /// The vendor plugin the tests install: the fixture whose key is its file's name, here
 /// `vendor_named`, a postbuild plugin returning its key.
@@ -526,7 +506,7 @@ fn job_pod<'a>(spec: &'a Value, root: &Path, build_json: &Value, vendor_image: &
 fn the_jobs_container_builds_pushes_with_the_secrets_credentials_and_runs_the_vendors_plugin() {
     let dir = workdir();
     let mut images = Images(vec![]);
-    let reactor_image = reactor_image(dir.path(), &mut images);
+    let reactor_image = crate::build_image::reactor_image().to_owned();
     let vendor_image = vendor_plugin_image(dir.path(), &mut images);
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
@@ -534,7 +514,7 @@ fn the_jobs_container_builds_pushes_with_the_secrets_credentials_and_runs_the_ve
     let (_daemon, base) = git_daemon(&served);
     let name = unique("deploy-job");
     let pushed = format!("{AUTH_REGISTRY}/{name}:1");
-    let _built = EngineImages(vec![format!("{name}:1"), pushed.clone()]);
+    let _built = ImagesOn(engine_docker, vec![format!("{name}:1"), pushed.clone()]);
     let build_json = json!({
         "image": format!("{name}:1"),
         "source": {"provider": "git", "uri": format!("{base}/app.git")},
@@ -609,7 +589,7 @@ fn stop_as_the_kubelet_does(name: &str, grace: u64) -> (String, String) {
 fn the_jobs_container_stopped_as_the_kubelet_stops_a_pod_cancels_and_runs_the_exit_plugins() {
     let dir = workdir();
     let mut images = Images(vec![]);
-    let reactor_image = reactor_image(dir.path(), &mut images);
+    let reactor_image = crate::build_image::reactor_image().to_owned();
     let vendor_image = vendor_plugin_image(dir.path(), &mut images);
     let served = dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
@@ -617,7 +597,7 @@ fn the_jobs_container_stopped_as_the_kubelet_stops_a_pod_cancels_and_runs_the_ex
     let (_daemon, base) = git_daemon(&served);
     let listener = Listener::start("ok");
     let name = unique("deploy-cancel");
-    let _built = EngineImages(vec![format!("{name}:1")]);
+    let _built = ImagesOn(engine_docker, vec![format!("{name}:1")]);
     let build_json = json!({
         "image": format!("{name}:1"),
         "source": {"provider": "git", "uri": format!("{base}/app.git")},
@@ -856,11 +836,10 @@ fn shared_results(share: &Path) -> Value {
 #[test]
 fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_reads() {
     let dir = workdir();
-    let mut images = Images(vec![]);
-    let reactor_image = reactor_image(dir.path(), &mut images);
+    let reactor_image = crate::build_image::reactor_image().to_owned();
     let name = unique("deploy-task");
     let pushed = format!("{REGISTRY}/{name}:1");
-    let _built = EngineImages(vec![format!("{name}:1"), pushed.clone()]);
+    let _built = ImagesOn(engine_docker, vec![format!("{name}:1"), pushed.clone()]);
     let dockerfile = "FROM busybox:latest\nCOPY content.txt /\n";
     let mut step = task_step(dir.path(), &reactor_image, dockerfile, &["--rm".into()], |source| {
         json!({
@@ -890,11 +869,10 @@ fn the_tasks_step_builds_a_path_source_and_writes_the_results_tekton_chains_read
 #[test]
 fn the_tasks_step_sent_sigterm_as_a_cancelled_taskrun_runs_the_exit_plugins_within_the_default_grace() {
     let dir = workdir();
-    let mut images = Images(vec![]);
-    let reactor_image = reactor_image(dir.path(), &mut images);
+    let reactor_image = crate::build_image::reactor_image().to_owned();
     let listener = Listener::start("ok");
     let name = unique("deploy-task-cancel");
-    let _built = EngineImages(vec![format!("{name}:1")]);
+    let _built = ImagesOn(engine_docker, vec![format!("{name}:1")]);
     let container_name = unique("deploy-task-cancel-pod");
     let _running = Background(container_name.clone());
     let dockerfile = "FROM busybox:latest\nRUN echo the build is running && sleep 300\n";

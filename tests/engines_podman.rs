@@ -40,17 +40,6 @@ fn podman_is_up() {
     );
 }
 
-/// Removes images from podman at the end of a test.
-struct PodmanImages(Vec<String>);
-
-impl Drop for PodmanImages {
-    fn drop(&mut self) {
-        for image in &self.0 {
-            let _ = podman(&["rmi", "-f", image]);
-        }
-    }
-}
-
 /// Builds `dockerfile` on podman with these plugin lists; returns the run, the result document
 /// and the image name.
 fn build_on_podman(dir: &Path, dockerfile: &str, lists: Value) -> (Run, Value, String) {
@@ -79,7 +68,7 @@ fn a_build_on_podman_runs_a_container_and_pushes_the_digest_the_registry_serves(
     let (run, doc, image) =
         build_on_podman(dir.path(), "FROM busybox:latest\nRUN echo built-on-podman > /marker\n", lists);
     let pushed = format!("{REGISTRY}/{image}:latest");
-    let _cleanup = PodmanImages(vec![image.clone(), pushed.clone()]);
+    let _cleanup = ImagesOn(podman, vec![image.clone(), pushed.clone()]);
     run.expect_code(0);
     // podman's build stream is buildah's ("STEP 2/2:" lines, no "Running in"), with Docker's
     // aux message giving the image ID.
@@ -114,7 +103,7 @@ fn on_podman_remove_built_image_removes_the_image_podman_names_docker_io_library
     // Docker's short form, so remove_built_image knows the name for the build's own and removes it.
     let lists = json!({"exit_plugins": [{"name": "remove_built_image"}]});
     let (run, doc, image) = build_on_podman(dir.path(), "FROM busybox:latest\nLABEL built=here\n", lists);
-    let _cleanup = PodmanImages(vec![image.clone()]);
+    let _cleanup = ImagesOn(podman, vec![image.clone()]);
     run.expect_code(0);
     assert!(!run.stderr.contains("which this build did not make"), "{}", run.stderr);
     let id = doc["image_id"].as_str().expect("an image id");
@@ -134,7 +123,7 @@ fn on_podman_a_pulled_base_reports_the_digest_the_registry_serves() {
     let lists = json!({"prebuild_plugins": [{"name": "pull_base_image",
         "args": {"parent_registry": REGISTRY, "parent_registry_insecure": true}}]});
     let (run, doc, image) = build_on_podman(dir.path(), &format!("FROM {base}:1\n"), lists);
-    let _cleanup = PodmanImages(vec![image, in_registry, format!("{base}:1")]);
+    let _cleanup = ImagesOn(podman, vec![image, in_registry, format!("{base}:1")]);
     run.expect_code(0);
     // podman's pull stream has no "Digest:" line: the digest is its RepoDigests entry.
     let pulled = result_in(&doc, "prebuild", "pull_base_image");
@@ -162,7 +151,7 @@ fn sigterm_during_a_build_on_podman_leaves_no_image_once_the_running_step_ends()
         &json!({"image": image, "git_url": "repo",
             "exit_plugins": [{"name": "recorder", "args": {"path": record, "label": "exit"}}]}),
     );
-    let _cleanup = PodmanImages(vec![image.clone()]);
+    let _cleanup = ImagesOn(podman, vec![image.clone()]);
     let so = plugin("test_plugins");
     let host = podman_host();
     let run = Background::start(

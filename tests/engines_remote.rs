@@ -222,7 +222,7 @@ fn a_build_through_a_docker_context_with_tls_files_pushes_with_the_configs_login
     let config = config.display().to_string();
     let (run, doc) = build.run(&[], &[("DOCKER_CONFIG", &config)]);
     build.remove_from("tls");
-    let _also = RemoteImage("tls", format!("{AUTH_REGISTRY}/{}:build", build.repo));
+    let _also = ImagesOn(tls_docker, vec![format!("{AUTH_REGISTRY}/{}:build", build.repo)]);
     build.assert_built_on("tls", TLS_URL, true, &run, &doc);
     assert!(run.stderr.lines().next().unwrap_or_default().contains("docker context 'remote-tls'"), "{}", run.stderr);
     let pushed = format!("{AUTH_REGISTRY}/{}:build", build.repo);
@@ -234,13 +234,9 @@ fn a_build_through_a_docker_context_with_tls_files_pushes_with_the_configs_login
     assert!(!run.stderr.contains("reactor-secret") && !doc.to_string().contains("reactor-secret"));
 }
 
-/// An image removed from engine `.0` when the test ends.
-struct RemoteImage(&'static str, String);
-
-impl Drop for RemoteImage {
-    fn drop(&mut self) {
-        let _ = remote_docker(self.0, &["rmi", "-f", &self.1]);
-    }
+/// The docker CLI on the TLS engine, through its admin socket.
+fn tls_docker(args: &[&str]) -> Output {
+    remote_docker("tls", args)
 }
 
 /// The engine line of a dry run with these arguments and environment.
@@ -704,11 +700,8 @@ fn method_hostdocker_through_a_context_hands_the_tls_engine_and_its_files_to_the
     let config = config.display().to_string();
     let env = [("DOCKER_CONFIG", config.as_str())];
     let build_image = format!("{}:test", unique("remote-buildimage"));
-    let _cleanup = [
-        RemoteImage("tls", build_image.clone()),
-        RemoteImage("tls", format!("{repo}:build")),
-        RemoteImage("tls", format!("{REGISTRY}/{repo}:build")),
-    ];
+    let _cleanup =
+        ImagesOn(tls_docker, vec![build_image.clone(), format!("{repo}:build"), format!("{REGISTRY}/{repo}:build")]);
     let plugin = plugin("logs_submitter");
     let made = reactor(
         dir.path(),

@@ -7,10 +7,9 @@
 //! depth-1 fetch leaves `.git/shallow` naming the commit, which a full clone has not; a local
 //! source leaves `.git/objects` holding nothing but `info/alternates`, where a clone has a pack.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -22,14 +21,6 @@ const DOCKERFILE: &str = "FROM busybox:latest\nCOPY . /src\nCMD [\"cat\", \"/src
 /// A free loopback port (the server binds it a moment later).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-fn wait_for_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not start listening on {port}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// A server process, killed at the end of the test.

@@ -8,10 +8,9 @@
 //! posted, and the image's labels. Once for a build that fails (its git URL, with the password,
 //! refuses the connection) and once for one that succeeds (real clone, build, run and push).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -86,11 +85,7 @@ $HTTP["url"] =^ "/git" {{
         .spawn()
         .expect("start lighttpd (scripts/setup.sh installs it)");
     let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "lighttpd did not start listening on {port}");
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    wait_for_port(port, "lighttpd");
     (server, format!("127.0.0.1:{port}/git"))
 }
 

@@ -193,11 +193,7 @@ fn a_repository_served_over_the_git_protocol_clones_by_url() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("start git daemon");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(std::time::Instant::now() < deadline, "git daemon did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_port(port, "git daemon");
     let image = unique("gitproto");
     let _cleanup = Images(vec![image.clone()]);
     let file = build_json(

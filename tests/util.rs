@@ -177,6 +177,15 @@ pub fn build_json(dir: &Path, value: &Value) -> String {
     path.display().to_string()
 }
 
+/// Waits, at most 10 s, until a server (`what`, for the failure) listens on loopback `port`.
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start listening on {port}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// Runs the docker CLI.
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("run docker")
@@ -230,6 +239,18 @@ pub fn served_digest(registry: &str, repository: &str, tag: &str, login: Option<
 
 /// Removes images at the end of a test, even a failing one.
 pub struct Images(pub Vec<String>);
+
+/// Removes images at the end of a test, even a failing one, from the engine that `.0` (the
+/// docker CLI with that engine's flags) speaks to.
+pub struct ImagesOn<F: Fn(&[&str]) -> Output>(pub F, pub Vec<String>);
+
+impl<F: Fn(&[&str]) -> Output> Drop for ImagesOn<F> {
+    fn drop(&mut self) {
+        for image in &self.1 {
+            let _ = (self.0)(&["rmi", "-f", image]);
+        }
+    }
+}
 
 impl Drop for Images {
     fn drop(&mut self) {
