@@ -458,7 +458,7 @@ fn method_hostdocker_refuses_bad_input_before_any_container_and_names_a_missing_
 
 /// A plain-TCP engine: ncat relaying a loopback port to the engine's socket, stopped on drop.
 struct TcpEngine {
-    relay: std::process::Child,
+    _relay: Server,
     url: String,
 }
 
@@ -471,14 +471,7 @@ impl TcpEngine {
             .expect("ncat (scripts/setup.sh installs it)");
         let url = format!("tcp://127.0.0.1:{port}");
         wait_for_port(port, "the ncat relay");
-        TcpEngine { relay, url }
-    }
-}
-
-impl Drop for TcpEngine {
-    fn drop(&mut self) {
-        let _ = self.relay.kill();
-        let _ = self.relay.wait();
+        TcpEngine { _relay: Server(relay), url }
     }
 }
 

@@ -29,27 +29,9 @@ fn served_base_in(dir: &Path, registry: &str, namespace: &str) -> String {
     let name = format!("{}:1", unique("base"));
     let pushed = format!("{registry}/{namespace}{name}");
     let dockerfile = format!("FROM busybox:latest\nLABEL reactor-test.base=\"{name}\"\n");
-    // The engine's classic builder, under the suite's concurrent builds and removals, now and then
-    // loses the image a step has just committed ("unable to find image sha256:…", seen about
-    // once in ten full runs): this fixture's own build is tried again then.
-    let mut attempts = 0;
-    let out = loop {
-        attempts += 1;
-        let mut build = Command::new("docker")
-            .args(["build", "-q", "-t", &pushed, "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("docker build");
-        build.stdin.take().expect("stdin").write_all(dockerfile.as_bytes()).expect("write the Dockerfile");
-        let out = build.wait_with_output().expect("docker build");
-        let lost = String::from_utf8_lossy(&out.stderr).contains("unable to find image");
-        if out.status.success() || !lost || attempts == 3 {
-            break out;
-        }
-    };
-    assert!(out.status.success(), "building {pushed}: {}", String::from_utf8_lossy(&out.stderr));
+    let context = dir.join(unique("base-context"));
+    write_files(&context, &[("Dockerfile", &dockerfile)]);
+    docker_build(&pushed, &context);
 
     // A docker CLI config of the test's own, so the machine's config.json is never touched.
     let config = dir.join("cli-config");

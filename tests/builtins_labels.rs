@@ -53,13 +53,7 @@ fn base_with_labels(dir: &Path, labels: &str) -> String {
     let name = format!("{}:1", unique("labels-base"));
     let context = dir.join(unique("base"));
     write_files(&context, &[("Dockerfile", &format!("FROM busybox:latest\nLABEL {labels}\n"))]);
-    let out = std::process::Command::new("docker")
-        .args(["build", "-q", "-t", &name])
-        .arg(&context)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("run docker build");
-    assert!(out.status.success(), "building {name}: {}", String::from_utf8_lossy(&out.stderr));
+    docker_build(&name, &context);
     name
 }
 

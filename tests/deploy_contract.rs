@@ -98,13 +98,7 @@ fn vendor_plugin_image(dir: &Path, images: &mut Images) -> String {
     std::fs::copy(plugin("test_named"), context.join(&file)).expect("copy plugin");
     std::fs::write(context.join("Dockerfile"), format!("FROM busybox:latest\nCOPY {file} /plugins/\n"))
         .expect("write Dockerfile");
-    let out = Command::new("docker")
-        .args(["build", "-q", "-t", &tag])
-        .arg(&context)
-        .env("DOCKER_BUILDKIT", "0")
-        .output()
-        .expect("run docker build");
-    assert!(out.status.success(), "docker build {tag}: {}", String::from_utf8_lossy(&out.stderr));
+    docker_build(&tag, &context);
     tag
 }
 

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -458,7 +458,7 @@ fn tls_failures_each_say_what_is_wrong() {
 /// `openssl s_server` with the server certificate of `dir` (see [`own_ca`]), on an ephemeral
 /// loopback port; killed on drop.
 struct TlsServer {
-    child: Child,
+    _child: Server,
     addr: String,
 }
 
@@ -479,14 +479,7 @@ impl TlsServer {
             .find_map(|l| l.strip_prefix("ACCEPT ").map(str::to_owned))
             .expect("s_server says where it listens");
         std::thread::spawn(move || lines.for_each(drop));
-        TlsServer { child, addr }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        TlsServer { _child: Server(child), addr }
     }
 }
 

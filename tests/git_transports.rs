@@ -9,7 +9,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
 
@@ -21,16 +21,6 @@ const DOCKERFILE: &str = "FROM busybox:latest\nCOPY . /src\nCMD [\"cat\", \"/src
 /// A free loopback port (the server binds it a moment later).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
-/// A server process, killed at the end of the test.
-pub(crate) struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// `git daemon` exporting every repository under `base`: `git://127.0.0.1:PORT/NAME`.

@@ -10,7 +10,7 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use base64::Engine;
 use serde_json::{json, Value};
@@ -42,16 +42,6 @@ fn secrets() -> Vec<String> {
 fn assert_no_secret(what: &str, text: &str) {
     for secret in secrets() {
         assert!(!text.contains(&secret), "the secret {secret} is in {what}:\n{text}");
-    }
-}
-
-/// A server process, killed at the end of the test.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 

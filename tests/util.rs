@@ -186,6 +186,39 @@ pub fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// A server process, killed at the end of the test.
+pub struct Server(pub Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Builds a test's own fixture image `tag` from `context` with the docker CLI (classic builder),
+/// failing the test when it cannot. The engine's classic builder, under the suite's concurrent
+/// builds and removals, now and then loses the image a step has just committed ("unable to find
+/// image sha256:…", seen about once in ten full runs): the build is tried again then, 3 times at
+/// most.
+pub fn docker_build(tag: &str, context: &Path) {
+    let mut attempts = 0;
+    let out = loop {
+        attempts += 1;
+        let out = Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(context)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .expect("run docker build");
+        let lost = String::from_utf8_lossy(&out.stderr).contains("unable to find image");
+        if out.status.success() || !lost || attempts == 3 {
+            break out;
+        }
+    };
+    assert!(out.status.success(), "docker build {tag}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 /// Runs the docker CLI.
 pub fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().expect("run docker")
