@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::engine::split_tag;
+
 pub const IMAGE_URL: &str = "IMAGE_URL";
 pub const IMAGE_DIGEST: &str = "IMAGE_DIGEST";
 pub const IMAGES: &str = "IMAGES";
@@ -19,7 +21,8 @@ pub const IMAGES: &str = "IMAGES";
 /// build was tagged with. The primary reference is the first pushed name (in sorted order) that
 /// is `image` in some registry; else the first pushed name.
 pub fn values(image: &str, digests: &BTreeMap<String, String>) -> [(&'static str, String); 3] {
-    let with_tag = if split_tag(image).1.is_some() { image.to_owned() } else { format!("{image}:latest") };
+    let (repository, tag) = split_tag(image);
+    let with_tag = format!("{repository}:{tag}");
     let primary = digests
         .iter()
         .find(|(name, _)| name.as_str() == with_tag || name.ends_with(&format!("/{with_tag}")))
@@ -44,16 +47,6 @@ pub fn write(dir: &Path, image: &str, digests: &BTreeMap<String, String>) -> std
         file.persist(dir.join(name)).map_err(|e| e.error)?;
     }
     Ok(())
-}
-
-/// `registry:5000/name:tag` → (`registry:5000/name`, `Some("tag")`): the tag is after the last
-/// `:` that follows the last `/`, so a registry's port is not taken for one.
-fn split_tag(name: &str) -> (&str, Option<&str>) {
-    let slash = name.rfind('/').map_or(0, |i| i + 1);
-    match name[slash..].rfind(':') {
-        Some(colon) => (&name[..slash + colon], Some(&name[slash + colon + 1..])),
-        None => (name, None),
-    }
 }
 
 #[cfg(test)]
@@ -101,7 +94,7 @@ mod tests {
 
     #[test]
     fn a_port_is_not_a_tag() {
-        assert_eq!(split_tag("127.0.0.1:5000/app"), ("127.0.0.1:5000/app", None));
-        assert_eq!(split_tag("127.0.0.1:5000/app:1"), ("127.0.0.1:5000/app", Some("1")));
+        assert_eq!(split_tag("127.0.0.1:5000/app"), ("127.0.0.1:5000/app", "latest"));
+        assert_eq!(split_tag("127.0.0.1:5000/app:1"), ("127.0.0.1:5000/app", "1"));
     }
 }

@@ -24,7 +24,7 @@ use endpoint::{check_pem, Endpoint, PemKind, Scheme};
 pub use build::{floor_char_boundary, BuildSpec, MAX_LINE_BYTES};
 pub use container::Stopped;
 pub use context::special_file;
-pub use image::{registry_of, LayerProgress};
+pub use image::{registry_of, split_tag, LayerProgress};
 
 /// A connection to the engine.
 #[derive(Clone, Debug)]
