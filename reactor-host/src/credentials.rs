@@ -103,9 +103,15 @@ enum Helpers {
 
 /// Where the docker CLI keeps `config.json`, given `$DOCKER_CONFIG` and `$HOME`.
 fn docker_config_path(docker_config: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
+    docker_config_dir(docker_config, home).map(|dir| dir.join("config.json"))
+}
+
+/// The docker CLI's configuration directory, given `$DOCKER_CONFIG` and `$HOME`:
+/// `$DOCKER_CONFIG`, else `~/.docker`; an empty variable counts as unset, as for the CLI.
+pub fn docker_config_dir(docker_config: Option<OsString>, home: Option<OsString>) -> Option<PathBuf> {
     match docker_config.filter(|dir| !dir.is_empty()) {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => home.filter(|dir| !dir.is_empty()).map(|home| PathBuf::from(home).join(".docker").join("config.json")),
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => home.filter(|dir| !dir.is_empty()).map(|home| PathBuf::from(home).join(".docker")),
     }
 }
 

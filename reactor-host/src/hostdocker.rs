@@ -316,9 +316,7 @@ fn point_source_at(value: &mut Value, uri: &str) {
 
 /// The caller's Docker config directory (registry credentials), when it has one.
 fn docker_config_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".docker")))?;
+    let dir = crate::credentials::docker_config_dir(std::env::var_os("DOCKER_CONFIG"), std::env::var_os("HOME"))?;
     dir.join("config.json").is_file().then_some(dir)
 }
 

@@ -157,9 +157,7 @@ fn nonempty(env: &dyn Env, name: &str) -> Option<String> {
 
 /// The docker CLI's configuration directory: `DOCKER_CONFIG`, else `~/.docker`.
 fn config_dir(env: &dyn Env) -> Option<PathBuf> {
-    nonempty(env, "DOCKER_CONFIG")
-        .map(PathBuf::from)
-        .or_else(|| nonempty(env, "HOME").map(|h| Path::new(&h).join(".docker")))
+    crate::credentials::docker_config_dir(env.var("DOCKER_CONFIG").map(Into::into), env.var("HOME").map(Into::into))
 }
 
 /// Chooses the engine from the command line, the environment and the docker CLI's files.
